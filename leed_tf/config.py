@@ -1,0 +1,271 @@
+"""Typed configuration for every stage of LEED, saved beside each run.
+
+The defaults are the seed's (the paper's supplementary material, section 2)
+and ``DESIGN.md``: Adam(0.5, 0.999), batch 24, 100 epochs, lr 1e-4 for 50
+epochs then linear decay to 0 over 50, lambda_Q 0.01, lambda_recon 10,
+lambda_S 1000, lambda_gp 100. ``synthetic_defaults()`` returns the small,
+fast configuration of the built-in synthetic data set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+SUPPORTED_DATASETS = ("synthetic", "rafd", "cfee", "folder", "manifest")
+DATASET_ALIASES = {"cfeed": "cfee"}
+NEUTRAL_SOURCES = ("stargan", "dataset")
+STAGES = ("neutralizer", "autoencoder", "leed")
+
+
+def canonical_dataset(name: str) -> str:
+    """Returns the canonical data set name (``cfeed`` is an alias of ``cfee``)."""
+    name = DATASET_ALIASES.get(name.lower(), name.lower())
+    if name not in SUPPORTED_DATASETS:
+        raise ValueError(
+            f"Unknown dataset {name!r}; expected one of "
+            f"{', '.join(SUPPORTED_DATASETS + tuple(DATASET_ALIASES))}.")
+    return name
+
+
+@dataclass
+class ModelConfig:
+    """Architecture settings shared by every network.
+
+    Attributes:
+      image_size: Side of the square face images. The tables fix 128.
+      width: Channel multiplier; 1.0 reproduces the tables exactly. It scales
+        channel counts only, never the spatial structure.
+      leaky_slope: Negative slope of the LeakyReLUs of Tables 1, 2, 5, 6 (the
+        seed does not give it; 0.2 is the usual choice for code critics).
+      num_expressions: Number of expression domains of the StarGAN neutralizer.
+      neutral_index: Index of the neutral domain among them.
+      stargan_residual_blocks: Residual blocks of the StarGAN generator.
+      siamese_last_channels: Channels of Table 6's last conv. The table's
+        Channel column says 1024 while its Output Size column says 2048; we
+        follow the Channel column.
+    """
+
+    image_size: int = 128
+    width: float = 1.0
+    leaky_slope: float = 0.2
+    num_expressions: int = 8
+    neutral_index: int = 5
+    stargan_residual_blocks: int = 6
+    siamese_last_channels: int = 1024
+
+
+@dataclass
+class NeutralizerConfig:
+    """Stage A: the StarGAN neutralizer (official yunjey/stargan settings).
+
+    Attributes:
+      epochs: Training epochs; the lr decays linearly to 0 over the second half.
+      batch_size: Images per step.
+      learning_rate: Adam learning rate of both generator and critic.
+      beta_1: Adam beta_1.
+      beta_2: Adam beta_2.
+      lambda_cls: Weight of the domain classification loss.
+      lambda_rec: Weight of the cycle reconstruction loss.
+      lambda_gp: Weight of the WGAN-GP gradient penalty.
+      n_critic: Critic steps per generator step.
+    """
+
+    epochs: int = 100
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    n_critic: int = 5
+
+
+@dataclass
+class AutoencoderConfig:
+    """Stage B: the decoder (and the encoder without ImageNet weights).
+
+    Attributes:
+      epochs: Training epochs.
+      batch_size: Images per step.
+      learning_rate: Adam learning rate.
+      beta_1: Adam beta_1.
+      beta_2: Adam beta_2.
+      lambda_pixel: Weight of the L1 pixel reconstruction loss.
+      lambda_feature: Weight of the L2 loss between encoder features of the
+        reconstruction and of the input.
+    """
+
+    epochs: int = 20
+    batch_size: int = 24
+    learning_rate: float = 1e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    lambda_pixel: float = 1.0
+    lambda_feature: float = 1.0
+
+
+@dataclass
+class LeedConfig:
+    """Stage C: LEED itself (seed section 2; DESIGN.md section 2.C).
+
+    Attributes:
+      epochs: Total epochs (seed: 100).
+      decay_epochs: Epochs of the final linear decay to 0 (seed: 50).
+      batch_size: Input/reference pairs per step (seed: 24).
+      learning_rate: Initial Adam learning rate (seed: 1e-4).
+      beta_1: Adam beta_1 (seed: 0.5).
+      beta_2: Adam beta_2 (seed: 0.999).
+      lambda_q: Weight of the mutual expression information loss (seed: 0.01).
+      lambda_recon: Weight of the self-edit reconstruction loss (seed: 10).
+      lambda_s: Weight of the siamese consistency loss (seed: 1000).
+      lambda_gp: Weight of the code critic's gradient penalty (seed: 100).
+      n_critic: Critic steps per generator step.
+      temperature: Temperature of the InfoNCE bounds (Q and S).
+    """
+
+    epochs: int = 100
+    decay_epochs: int = 50
+    batch_size: int = 24
+    learning_rate: float = 1e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    lambda_q: float = 0.01
+    lambda_recon: float = 10.0
+    lambda_s: float = 1000.0
+    lambda_gp: float = 100.0
+    n_critic: int = 1
+    temperature: float = 0.1
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are prepared.
+
+    Attributes:
+      dataset: One of ``SUPPORTED_DATASETS`` (``cfeed`` is accepted for CFEE).
+      data_dir: Root folder (or manifest CSV) of a real data set.
+      neutral_source: ``stargan`` (neutral faces synthesised by the stage A
+        neutralizer) or ``dataset`` (the subject's real neutral photo).
+      test_fraction: Fraction of subjects held out for validation.
+      split_seed: Seed of the deterministic subject split.
+      flip: Random horizontal flips.
+      max_shift: Largest random translation, in pixels.
+      synthetic_subjects: Identities rendered by the synthetic data set.
+      synthetic_intensities: Expression intensities rendered per expression.
+      synthetic_poses: Yaw angles (degrees) rendered by the synthetic data set.
+      synthetic_seed: Seed of the synthetic identities.
+    """
+
+    dataset: str = "synthetic"
+    data_dir: str = ""
+    neutral_source: str = "stargan"
+    test_fraction: float = 0.1
+    split_seed: int = 0
+    flip: bool = True
+    max_shift: int = 4
+    synthetic_subjects: int = 60
+    synthetic_intensities: tuple[float, ...] = (1.0,)
+    synthetic_poses: tuple[float, ...] = (-45.0, 0.0, 45.0)
+    synthetic_seed: int = 0
+
+    def __post_init__(self):
+        self.dataset = canonical_dataset(self.dataset)
+        if self.neutral_source not in NEUTRAL_SOURCES:
+            raise ValueError(f"neutral_source must be one of {NEUTRAL_SOURCES}, "
+                             f"got {self.neutral_source!r}.")
+        self.synthetic_intensities = tuple(self.synthetic_intensities)
+        self.synthetic_poses = tuple(self.synthetic_poses)
+
+
+@dataclass
+class Config:
+    """Everything a run needs; written to ``<run_dir>/config.json``.
+
+    Attributes:
+      model: Architecture settings.
+      data: Data set settings.
+      neutralizer: Stage A settings.
+      autoencoder: Stage B settings.
+      leed: Stage C settings.
+      encoder_weights: Path of the ImageNet VGG-19 ``notop`` Keras weights file;
+        empty to look in the Keras cache, ``none`` to train the encoder.
+      seed: Global random seed.
+      log_every: Steps between TensorBoard scalar summaries.
+      image_every: Steps between validation image grids.
+      checkpoint_every: Steps between checkpoints (and at each epoch end).
+      jit_compile: Compile the training steps with XLA.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    neutralizer: NeutralizerConfig = field(default_factory=NeutralizerConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    leed: LeedConfig = field(default_factory=LeedConfig)
+    encoder_weights: str = ""
+    seed: int = 0
+    log_every: int = 20
+    image_every: int = 200
+    checkpoint_every: int = 500
+    jit_compile: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Config":
+        return _from_dict(cls, values)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str) -> None:
+        """Writes the config atomically (a crash never leaves half a file)."""
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(self.to_json())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str) -> "Config":
+        with open(path) as f:
+            return cls.from_json(f.read())
+
+
+def _from_dict(cls, values: dict[str, Any]):
+    """Builds dataclass ``cls`` from ``values``, recursing into nested configs."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown {cls.__name__} settings: {', '.join(unknown)}.")
+    kwargs = {}
+    for name, value in values.items():
+        default = known[name].default_factory if known[name].default_factory is not dataclasses.MISSING else None
+        nested = type(default()) if default is not None else None
+        if nested is not None and dataclasses.is_dataclass(nested) and isinstance(value, dict):
+            value = _from_dict(nested, value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def synthetic_defaults() -> Config:
+    """A configuration of the synthetic data set that trains on a laptop CPU.
+
+    Width 0.125 and a few epochs per stage; real neutral renders stand in for
+    the neutralizer unless ``neutral_source`` is set back to ``stargan``.
+    """
+    return Config(
+        model=ModelConfig(width=0.125),
+        data=DataConfig(dataset="synthetic"),
+        neutralizer=NeutralizerConfig(epochs=4, batch_size=16),
+        autoencoder=AutoencoderConfig(epochs=6),
+        leed=LeedConfig(epochs=8, decay_epochs=4),
+    )

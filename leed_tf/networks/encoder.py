@@ -1,0 +1,133 @@
+"""Table 3: the encoder E, VGG-19 up to conv5_1 (128x128x3 -> 8x8x512).
+
+Table 3 (every conv 3/1/1 with ReLU but the last; pools 2/2/0)::
+
+    block1: Conv 64, Conv 64, MaxPool                      -> 64 x 64
+    block2: Conv 128, Conv 128, MaxPool                    -> 32 x 32
+    block3: Conv 256 x4, MaxPool                           -> 16 x 16
+    block4: Conv 512 x4, MaxPool                           -> 8 x 8
+    block5: Conv 512 (conv5_1, no activation)              -> 8 x 8
+
+The layers carry Keras' VGG19 names (``block1_conv1`` ...), so ImageNet
+weights load from Keras' ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``
+with ``load_vgg19_weights``; the encoder then equals
+``keras.applications.VGG19`` up to ``block5_conv1`` before its ReLU.
+
+Notes:
+  Images enter in [-1, 1] RGB. The encoder converts them to the "caffe"
+  input of the ImageNet weights itself (0-255, BGR, ImageNet mean removed),
+  so callers never preprocess.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+from keras import ops
+
+from leed_tf.networks.layers import scaled
+
+VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+
+# (block, convs, channels); each block but the last ends in a 2x2 max pool.
+TABLE_3 = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 1, 512))
+
+
+@keras.saving.register_keras_serializable(package="leed_tf")
+class Encoder(keras.Model):
+    """E (Table 3). Input ``[B, 128, 128, 3]`` in [-1, 1]; output ``[B, 8, 8, 512 * width]``."""
+
+    def __init__(self, width: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+        self.body = []
+        for block, convs, channels in TABLE_3:
+            for i in range(1, convs + 1):
+                last = block == TABLE_3[-1][0]
+                self.body.append(keras.layers.Conv2D(
+                    scaled(channels, width), 3, padding="same",
+                    activation=None if last else "relu", name=f"block{block}_conv{i}"))
+            if block != TABLE_3[-1][0]:
+                self.body.append(keras.layers.MaxPooling2D(2, name=f"block{block}_pool"))
+
+    def call(self, x, training=None):
+        x = (x + 1.0) * 127.5
+        x = ops.flip(x, axis=-1) - ops.convert_to_tensor(IMAGENET_MEAN_BGR, dtype=x.dtype)
+        for layer in self.body:
+            x = layer(x)
+        return x
+
+    @property
+    def conv_layers(self) -> list[keras.layers.Conv2D]:
+        return [layer for layer in self.body if isinstance(layer, keras.layers.Conv2D)]
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width}
+
+
+def vgg19_weights_search_paths() -> list[str]:
+    """Where Keras caches ``VGG19_NOTOP_FILE``: ``$KERAS_HOME/models``, then
+    ``~/.keras/models``, then ``/tmp/.keras/models`` (Keras' fallback)."""
+    homes = []
+    if os.environ.get("KERAS_HOME"):
+        homes.append(os.environ["KERAS_HOME"])
+    homes += [os.path.join(os.path.expanduser("~"), ".keras"), os.path.join("/tmp", ".keras")]
+    return [os.path.join(home, "models", VGG19_NOTOP_FILE) for home in homes]
+
+
+def find_vgg19_weights(path: str = "") -> str:
+    """Returns the path of the ImageNet VGG-19 notop weights file.
+
+    Args:
+      path: An explicit file; when empty the Keras cache is searched.
+
+    Raises:
+      FileNotFoundError: naming the file needed and every place looked in.
+    """
+    candidates = [path] if path else vgg19_weights_search_paths()
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(
+        f"ImageNet VGG-19 weights not found. The encoder needs Keras' file "
+        f"{VGG19_NOTOP_FILE} (from keras.applications.VGG19(include_top=False, "
+        f"weights='imagenet'), about 80 MB). Looked in: {', '.join(candidates)}. "
+        f"Copy it to one of those places or pass its path with --encoder_weights; "
+        f"pass --encoder_weights=none to train the encoder from scratch instead. "
+        f"Nothing is downloaded at run time.")
+
+
+def load_vgg19_weights(encoder: Encoder, path: str = "") -> str:
+    """Loads ImageNet VGG-19 weights into a full-width ``encoder``.
+
+    Reads the legacy Keras HDF5 layout of ``VGG19_NOTOP_FILE``: a group per
+    layer name whose ``weight_names`` attribute lists kernel then bias.
+
+    Returns:
+      The path the weights were read from.
+
+    Raises:
+      FileNotFoundError: when the file is missing (see ``find_vgg19_weights``).
+      ValueError: when the encoder is not full width or the file lacks a layer.
+    """
+    import h5py  # Keras' own dependency.
+
+    if encoder.width != 1.0:
+        raise ValueError(f"ImageNet weights need a full-width encoder (width=1.0), got width={encoder.width}.")
+    path = find_vgg19_weights(path)
+    encoder(ops.zeros((1, 32, 32, 3)))  # Creates the variables; any size works.
+    try:
+        with h5py.File(path, "r") as f:
+            root = f["model_weights"] if "model_weights" in f else f
+            for layer in encoder.conv_layers:
+                if layer.name not in root:
+                    raise ValueError(f"{path} has no weights for layer {layer.name!r}; "
+                                     f"is it {VGG19_NOTOP_FILE}?")
+                group = root[layer.name]
+                names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+                layer.set_weights([group[name][()] for name in names])
+    except OSError as e:
+        raise ValueError(f"Cannot read VGG-19 weights from {path}: {e}") from e
+    return path

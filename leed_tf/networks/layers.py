@@ -1,0 +1,101 @@
+"""Small building blocks shared by the networks of the six tables."""
+
+from __future__ import annotations
+
+import keras
+
+
+def scaled(channels: int, width: float) -> int:
+    """Scales a table's channel count by ``width`` (at least one channel)."""
+    return max(1, int(round(channels * width)))
+
+
+def instance_norm(name: str | None = None) -> keras.layers.Layer:
+    """Affine instance normalisation: per-image, per-channel statistics.
+
+    ``GroupNormalization`` with one group per channel is instance norm; it
+    always normalises with the image's own statistics, at test time too.
+    """
+    return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+
+
+def batch_norm(name: str | None = None) -> keras.layers.Layer:
+    # PyTorch's BatchNorm2d defaults (momentum 0.1 there is 0.9 here).
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+def normalization(kind: str, name: str | None = None) -> keras.layers.Layer | None:
+    """Returns the normalisation layer of a table's "Normalization" column."""
+    if kind == "-":
+        return None
+    if kind == "IN":
+        return instance_norm(name)
+    if kind == "BN":
+        return batch_norm(name)
+    raise ValueError(f"Unknown normalization {kind!r}; expected '-', 'IN' or 'BN'.")
+
+
+def activation(kind: str, leaky_slope: float, name: str | None = None) -> keras.layers.Layer | None:
+    """Returns the activation of a table's "Activation" column."""
+    if kind == "-":
+        return None
+    if kind == "ReLU":
+        return keras.layers.ReLU(name=name)
+    if kind == "LeakyReLU":
+        return keras.layers.LeakyReLU(negative_slope=leaky_slope, name=name)
+    raise ValueError(f"Unknown activation {kind!r}; expected '-', 'ReLU' or 'LeakyReLU'.")
+
+
+def padding(kernel: int, stride: int, pad: int) -> str:
+    """Maps a table's PyTorch (kernel, stride, padding) to Keras padding.
+
+    'same' equals PyTorch's symmetric padding whenever ``kernel - stride ==
+    2 * pad`` (3/1/1 and 4/2/1 here); 'valid' is padding 0.
+    """
+    if pad == 0:
+        return "valid"
+    if kernel - stride == 2 * pad or (stride == 1 and kernel == 2 * pad + 1):
+        return "same"
+    raise ValueError(f"No Keras padding matches kernel={kernel}, stride={stride}, padding={pad}.")
+
+
+class ConvBlock(keras.layers.Layer):
+    """One row of a table: Conv2d, then optional normalisation and activation.
+
+    Args:
+      filters: Output channels (already scaled by width).
+      kernel: Kernel size.
+      stride: Stride.
+      pad: The table's PyTorch padding.
+      norm: '-', 'IN' or 'BN'.
+      act: '-', 'ReLU' or 'LeakyReLU'.
+      leaky_slope: Negative slope of LeakyReLU.
+      use_bias: Whether the convolution has a bias.
+    """
+
+    def __init__(self, filters, kernel, stride=1, pad=0, norm="-", act="-",
+                 leaky_slope=0.2, use_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel, self.stride, self.pad = filters, kernel, stride, pad
+        self.norm_kind, self.act_kind, self.leaky_slope = norm, act, leaky_slope
+        self.use_bias = use_bias
+        self.conv = keras.layers.Conv2D(filters, kernel, strides=stride,
+                                        padding=padding(kernel, stride, pad),
+                                        use_bias=use_bias, name="conv")
+        self.norm = normalization(norm, name="norm")
+        self.act = activation(act, leaky_slope, name="act")
+
+    def call(self, x, training=None):
+        x = self.conv(x)
+        if self.norm is not None:
+            x = self.norm(x, training=training)
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, kernel=self.kernel, stride=self.stride,
+                      pad=self.pad, norm=self.norm_kind, act=self.act_kind,
+                      leaky_slope=self.leaky_slope, use_bias=self.use_bias)
+        return config

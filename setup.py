@@ -1,0 +1,27 @@
+"""Installs leed_tf. Exact pins for reproducible runs are in requirements.txt."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="leed_tf",
+    version="0.1.0",
+    description="LEED: label-free facial expression editing via disentanglement (TensorFlow 2 / Keras 3)",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["leed_tf", "leed_tf.*"]),
+    install_requires=[
+        "tensorflow>=2.16,<2.22",
+        "keras>=3.3,<4",
+        "numpy>=1.26",
+        "pillow>=10",
+        "absl-py>=1.0",
+        "tensorboard>=2.16",
+        "h5py>=3.10",
+    ],
+    extras_require={
+        "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
+        "test": ["pytest>=8", "hypothesis>=6.100"],
+        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.5"],
+    },
+)

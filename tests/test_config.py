@@ -1,0 +1,39 @@
+"""Config round trips and the seed's defaults."""
+
+import json
+
+import pytest
+
+from leed_tf import config as config_lib
+
+
+def test_seed_defaults():
+    c = config_lib.Config()
+    assert c.model.image_size == 128 and c.model.width == 1.0
+    leed = c.leed
+    assert (leed.batch_size, leed.epochs, leed.decay_epochs, leed.learning_rate) == (24, 100, 50, 1e-4)
+    assert (leed.beta_1, leed.beta_2) == (0.5, 0.999)
+    assert (leed.lambda_q, leed.lambda_recon, leed.lambda_s, leed.lambda_gp) == (0.01, 10, 1000, 100)
+
+
+def test_json_round_trip(tmp_path):
+    c = config_lib.synthetic_defaults()
+    c.leed.lambda_s = 3.0
+    c.data.synthetic_poses = (0.0,)
+    path = str(tmp_path / "config.json")
+    c.save(path)
+    assert config_lib.Config.load(path) == c
+    assert json.load(open(path))["leed"]["lambda_s"] == 3.0
+
+
+def test_unknown_settings_and_datasets_are_refused():
+    with pytest.raises(ValueError, match="bogus"):
+        config_lib.Config.from_dict({"leed": {"bogus": 1}})
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        config_lib.DataConfig(dataset="celeba")
+    with pytest.raises(ValueError, match="neutral_source"):
+        config_lib.DataConfig(neutral_source="magic")
+
+
+def test_cfeed_is_cfee():
+    assert config_lib.DataConfig(dataset="cfeed").dataset == "cfee"
