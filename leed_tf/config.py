@@ -269,3 +269,50 @@ def synthetic_defaults() -> Config:
         autoencoder=AutoencoderConfig(epochs=6),
         leed=LeedConfig(epochs=8, decay_epochs=4),
     )
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """Sets dotted settings, e.g. ``{"leed.lambda_s": 0.0, "seed": 3}``.
+
+    ``None`` values are skipped, so unset command-line flags change nothing.
+
+    Raises:
+      ValueError: for a setting that does not exist.
+    """
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        *sections, name = key.split(".")
+        target = config
+        for section in sections:
+            target = getattr(target, section, None)
+            if target is None or not dataclasses.is_dataclass(target):
+                raise ValueError(f"Unknown setting {key!r}.")
+        if name not in {f.name for f in dataclasses.fields(target)}:
+            raise ValueError(f"Unknown setting {key!r}.")
+        setattr(target, name, type(getattr(target, name))(value) if not isinstance(
+            getattr(target, name), tuple) else tuple(value))
+    if "data.dataset" in overrides and overrides["data.dataset"] is not None:
+        config.data.dataset = canonical_dataset(config.data.dataset)
+    config.data.__post_init__()
+    return config
+
+
+def resolve_config(run_dir: str, dataset: str | None, overrides: dict[str, Any]) -> Config:
+    """The config of a run: the saved one when ``run_dir`` has one (resume),
+    else the data set's defaults; then the explicit ``overrides``.
+
+    Real data sets start from the seed's settings; ``synthetic`` from
+    ``synthetic_defaults()``.
+    """
+    path = os.path.join(run_dir, "config.json")
+    if os.path.exists(path):
+        config = Config.load(path)
+        if dataset is not None and canonical_dataset(dataset) != config.data.dataset:
+            raise ValueError(f"{run_dir} holds a {config.data.dataset} run; it cannot continue "
+                             f"on {dataset}. Use a new --run_dir.")
+    elif dataset is None or canonical_dataset(dataset) == "synthetic":
+        config = synthetic_defaults()
+    else:
+        config = Config(data=DataConfig(dataset=canonical_dataset(dataset)))
+    return apply_overrides(config, overrides)

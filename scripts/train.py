@@ -1,11 +1,61 @@
-"""Trains LEED (placeholder until the training stages land)."""
+"""Trains LEED: neutralizer -> auto-encoder -> LEED, resuming where a run stopped.
 
-from absl import app
+  python scripts/train.py                                  # synthetic faces
+  python scripts/train.py --dataset=rafd --data_dir=/data/RaFD --run_dir=runs/rafd
+  python scripts/train.py --dataset=cfeed --data_dir=/data/CFEE --neutral_source=dataset
+
+Unset flags keep the run's saved settings (on resume) or the data set's
+defaults: the seed's for real data, small and fast for synthetic.
+"""
+
+from absl import app, flags
+
+from leed_tf import config as config_lib
+from leed_tf.training import run
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("dataset", None, "synthetic | rafd | cfee (alias cfeed) | folder | manifest. "
+                    "Default: synthetic, or the run's saved data set.")
+flags.DEFINE_string("data_dir", None, "Data set root (or the manifest CSV).")
+flags.DEFINE_string("run_dir", "runs/synthetic", "Run folder: config, checkpoints, TensorBoard logs.")
+flags.DEFINE_list("stages", None, "Stages to train (neutralizer, autoencoder, leed); "
+                  "default: every stage not yet finished.")
+flags.DEFINE_enum("neutral_source", None, ["stargan", "dataset"],
+                  "Neutral faces from the StarGAN neutralizer or the subject's real neutral photo.")
+flags.DEFINE_string("encoder_weights", None, "ImageNet VGG-19 notop .h5 file; empty: Keras cache if "
+                    "present; 'none': train the encoder.")
+flags.DEFINE_float("width", None, "Channel multiplier of every network (1.0 = the paper's tables).")
+flags.DEFINE_integer("epochs", None, "LEED epochs (the last decay_epochs decay the lr to 0).")
+flags.DEFINE_integer("decay_epochs", None, "LEED epochs of linear lr decay.")
+flags.DEFINE_integer("neutralizer_epochs", None, "StarGAN epochs.")
+flags.DEFINE_integer("autoencoder_epochs", None, "Auto-encoder epochs.")
+flags.DEFINE_integer("batch_size", None, "LEED batch size.")
+flags.DEFINE_float("learning_rate", None, "LEED learning rate.")
+flags.DEFINE_float("lambda_q", None, "Weight of the mutual expression information loss.")
+flags.DEFINE_float("lambda_recon", None, "Weight of the reconstruction loss.")
+flags.DEFINE_float("lambda_s", None, "Weight of the siamese loss.")
+flags.DEFINE_float("lambda_gp", None, "Weight of the code critic's gradient penalty.")
+flags.DEFINE_integer("n_critic", None, "Critic steps per LEED generator step.")
+flags.DEFINE_integer("synthetic_subjects", None, "Synthetic identities (10% held out).")
+flags.DEFINE_integer("seed", None, "Random seed.")
+flags.DEFINE_integer("max_steps", None, "Stop each stage at this step (resume later).")
+flags.DEFINE_boolean("jit_compile", None, "Compile training steps with XLA.")
 
 
 def main(argv):
     del argv
-    print("Training is not yet available in this version of leed_tf.")
+    overrides = {
+        "data.data_dir": FLAGS.data_dir, "data.neutral_source": FLAGS.neutral_source,
+        "data.synthetic_subjects": FLAGS.synthetic_subjects, "encoder_weights": FLAGS.encoder_weights,
+        "model.width": FLAGS.width, "leed.epochs": FLAGS.epochs, "leed.decay_epochs": FLAGS.decay_epochs,
+        "neutralizer.epochs": FLAGS.neutralizer_epochs, "autoencoder.epochs": FLAGS.autoencoder_epochs,
+        "leed.batch_size": FLAGS.batch_size, "leed.learning_rate": FLAGS.learning_rate,
+        "leed.lambda_q": FLAGS.lambda_q, "leed.lambda_recon": FLAGS.lambda_recon,
+        "leed.lambda_s": FLAGS.lambda_s, "leed.lambda_gp": FLAGS.lambda_gp,
+        "leed.n_critic": FLAGS.n_critic, "seed": FLAGS.seed, "jit_compile": FLAGS.jit_compile,
+    }
+    config = config_lib.resolve_config(FLAGS.run_dir, FLAGS.dataset, overrides)
+    run.train(config, FLAGS.run_dir, stages=FLAGS.stages, max_steps=FLAGS.max_steps)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,123 @@
+"""LEED's networks together, and the forward math every caller shares.
+
+Symbols of the paper (DESIGN.md section 1) and their names here:
+
+  ======================  ==========================  =====================
+  paper                   here                         shape (width 1)
+  ======================  ==========================  =====================
+  I_in, I_ref             ``image``                    [B, 128, 128, 3]
+  N_in, N_ref             ``neutral`` (G_neu output)   [B, 128, 128, 3]
+  z = E(I)                ``code``                     [B, 8, 8, 512]
+  n = E(N)                ``neutral_code``             [B, 8, 8, 512]
+  d = z - n               ``displacement``             [B, 8, 8, 512]
+  e = X(d)                ``expression_code``          [B, 8, 8, 512]
+  alpha                   ``intensity``                [B] or scalar
+  z_out = n + a I([n,e])  ``edited_code``              [B, 8, 8, 512]
+  ======================  ==========================  =====================
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from leed_tf import networks
+from leed_tf.config import ModelConfig
+
+
+class LeedNetworks:
+    """Every network of LEED, built for one ``ModelConfig``.
+
+    Attributes:
+      encoder: E (Table 3).
+      decoder: Dec (Table 4).
+      extractor: X (Table 1).
+      interpolator: I (Table 1).
+      critic: code critic (Table 2).
+      regularizer: Q (Table 5).
+      siamese: S (Table 6).
+      neutralizer: StarGAN generator G_neu.
+      neutralizer_critic: StarGAN critic.
+    """
+
+    def __init__(self, config: ModelConfig):
+        self.config = config
+        w, slope = config.width, config.leaky_slope
+        self.encoder = networks.Encoder(w, name="encoder")
+        self.decoder = networks.Decoder(w, name="decoder")
+        self.extractor = networks.Extractor(w, slope, name="extractor")
+        self.interpolator = networks.Interpolator(w, slope, name="interpolator")
+        self.critic = networks.CodeCritic(w, slope, name="code_critic")
+        self.regularizer = networks.Regularizer(w, slope, name="regularizer")
+        self.siamese = networks.Siamese(w, slope, last_channels=config.siamese_last_channels,
+                                        name="siamese")
+        self.neutralizer = networks.StarGANGenerator(
+            w, config.num_expressions, config.stargan_residual_blocks, name="neutralizer")
+        self.neutralizer_critic = networks.StarGANCritic(
+            w, config.num_expressions, config.image_size, name="neutralizer_critic")
+        self._build()
+
+    def _build(self):
+        """Creates every variable so checkpoints restore eagerly."""
+        size = self.config.image_size
+        image = ops.zeros((1, size, size, 3))
+        code = ops.zeros(self._code_shape())
+        self.encoder(image)
+        self.decoder(code)
+        expression = self.extractor(code)
+        self.interpolator(ops.concatenate([code, expression], axis=-1))
+        self.critic(code)
+        self.regularizer(code)
+        self.siamese(image)
+        self.neutralizer((image, ops.zeros((1, self.config.num_expressions))))
+        self.neutralizer_critic(image)
+
+    def decoder_copy(self) -> networks.Decoder:
+        """A separate decoder with the current decoder's weights."""
+        copy = networks.Decoder(self.config.width, name="decoder_copy")
+        copy(ops.zeros(self._code_shape()))
+        copy.set_weights(self.decoder.get_weights())
+        return copy
+
+    def _code_shape(self):
+        side = self.config.image_size // 16
+        return (1, side, side, networks.layers.scaled(512, self.config.width))
+
+    def neutralize(self, images):
+        """G_neu(I, neutral): the neutral face of each image."""
+        batch = tf.shape(images)[0]
+        labels = tf.one_hot(tf.fill([batch], self.config.neutral_index), self.config.num_expressions)
+        return self.neutralizer((images, labels), training=False)
+
+    def expression_code(self, code, neutral_code, training=False):
+        """e = X(z - n)."""
+        return self.extractor(code - neutral_code, training=training)
+
+    def edited_code(self, neutral_code, expression_code, intensity=1.0, training=False):
+        """z_out = n + alpha * I(concat[n, e])."""
+        residual = self.interpolator(ops.concatenate([neutral_code, expression_code], axis=-1),
+                                     training=training)
+        intensity = tf.cast(intensity, residual.dtype)
+        if intensity.shape.rank == 1:
+            intensity = intensity[:, None, None, None]
+        return neutral_code + intensity * residual
+
+    def edit(self, image, neutral, reference, reference_neutral, intensity=1.0):
+        """The whole reference-driven edit on images in [-1, 1] (inference mode)."""
+        codes = self.encoder(tf.concat([image, neutral, reference, reference_neutral], axis=0))
+        _, neutral_code, reference_code, reference_neutral_code = tf.split(codes, 4, axis=0)
+        expression = self.expression_code(reference_code, reference_neutral_code)
+        return self.decoder(self.edited_code(neutral_code, expression, intensity), training=False)
+
+    def feature_arithmetic(self, neutral, reference, reference_neutral, decoder=None):
+        """Baseline without X and I: ``Dec(n_in + (z_ref - n_ref))``."""
+        codes = self.encoder(tf.concat([neutral, reference, reference_neutral], axis=0))
+        neutral_code, reference_code, reference_neutral_code = tf.split(codes, 3, axis=0)
+        decoder = decoder or self.decoder
+        return decoder(neutral_code + reference_code - reference_neutral_code, training=False)
+
+
+def trainable(*models: keras.Model) -> list:
+    """The trainable variables of ``models``, in a fixed order."""
+    return [v for m in models for v in m.trainable_variables]

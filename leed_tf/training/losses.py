@@ -1,0 +1,137 @@
+"""Loss functions of the three training stages, as pure functions.
+
+Naming follows TF-GAN: ``<kind>_generator_loss`` / ``<kind>_critic_loss``.
+Every loss returns a float32 scalar averaged over the batch.
+
+References:
+  WGAN-GP: Gulrajani et al., "Improved Training of Wasserstein GANs", 2017,
+    https://arxiv.org/abs/1704.00028.
+  InfoNCE: van den Oord et al., "Representation Learning with Contrastive
+    Predictive Coding", 2018, https://arxiv.org/abs/1807.03748.
+  StarGAN: Choi et al., CVPR 2018, https://arxiv.org/abs/1711.09020.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+GRADIENT_NORM_EPSILON = 1e-10
+
+
+def wasserstein_generator_loss(fake_scores):
+    """Generator term of WGAN: ``-mean(C(fake))``.
+
+    Args:
+      fake_scores: Critic scores of generated samples, any shape.
+
+    Returns:
+      Scalar loss.
+    """
+    return -tf.reduce_mean(tf.cast(fake_scores, tf.float32))
+
+
+def wasserstein_critic_loss(real_scores, fake_scores):
+    """Critic term of WGAN: ``mean(C(fake)) - mean(C(real))``.
+
+    Args:
+      real_scores: Critic scores of real samples.
+      fake_scores: Critic scores of generated samples.
+
+    Returns:
+      Scalar loss (the negated Wasserstein estimate).
+    """
+    return (tf.reduce_mean(tf.cast(fake_scores, tf.float32))
+            - tf.reduce_mean(tf.cast(real_scores, tf.float32)))
+
+
+def gradient_penalty(critic_fn, real, fake, mix):
+    """WGAN-GP penalty ``mean((||grad C(x_hat)||_2 - 1)^2)`` at interpolates.
+
+    Args:
+      critic_fn: Maps a batch ``[B, ...]`` to scores; only the sum of its
+        outputs per sample matters for the gradient.
+      real: Real samples ``[B, ...]``.
+      fake: Generated samples, same shape.
+      mix: Uniform [0, 1) mixing factors, shape ``[B, 1, ..., 1]``:
+        ``x_hat = real + mix * (fake - real)``.
+
+    Returns:
+      Scalar penalty, not yet multiplied by lambda_gp.
+    """
+    interpolates = real + mix * (fake - real)
+    with tf.GradientTape() as tape:
+        tape.watch(interpolates)
+        scores = critic_fn(interpolates)
+    gradients = tf.cast(tape.gradient(scores, interpolates), tf.float32)
+    squares = tf.reduce_sum(tf.square(gradients), axis=tf.range(1, tf.rank(gradients)))
+    norms = tf.sqrt(squares + GRADIENT_NORM_EPSILON)
+    return tf.reduce_mean(tf.square(norms - 1.0))
+
+
+def l1_loss(predictions, targets):
+    """Mean absolute error."""
+    return tf.reduce_mean(tf.abs(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32)))
+
+
+def l2_loss(predictions, targets):
+    """Mean squared error."""
+    return tf.reduce_mean(tf.square(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32)))
+
+
+def info_nce_loss(queries, keys, temperature=0.1):
+    """Symmetric InfoNCE: each query must pick its own key among the batch's.
+
+    ``log(B) - loss`` is a lower bound on the mutual information between the
+    two views, so minimising the loss maximises the bound. Positives are on
+    the diagonal; vectors are L2-normalised and compared by cosine / tau.
+
+    Args:
+      queries: ``[B, D]``.
+      keys: ``[B, D]``, row i the positive of query i.
+      temperature: Softmax temperature tau.
+
+    Returns:
+      Scalar loss, the mean of both directions' cross-entropies.
+    """
+    queries = tf.math.l2_normalize(tf.cast(queries, tf.float32), axis=-1)
+    keys = tf.math.l2_normalize(tf.cast(keys, tf.float32), axis=-1)
+    logits = tf.matmul(queries, keys, transpose_b=True) / temperature
+    labels = tf.range(tf.shape(logits)[0])
+    forward = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    backward = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.transpose(logits))
+    return 0.5 * (tf.reduce_mean(forward) + tf.reduce_mean(backward))
+
+
+def expression_displacement(image_embedding, neutral_embedding):
+    """``u(I, N) = normalize(S(I) - S(N))``: an expression's direction in S-space."""
+    difference = tf.cast(image_embedding, tf.float32) - tf.cast(neutral_embedding, tf.float32)
+    return tf.math.l2_normalize(difference, axis=-1)
+
+
+def siamese_generator_loss(edit_displacement, reference_displacement):
+    """Mean squared difference of two S-space displacements over the dims.
+
+    Args:
+      edit_displacement: ``u(I_out, N_in)``, ``[B, D]``.
+      reference_displacement: ``u(I_ref, N_ref)``, ``[B, D]``.
+
+    Returns:
+      Scalar loss.
+    """
+    return l2_loss(edit_displacement, reference_displacement)
+
+
+def domain_classification_loss(labels, logits):
+    """Softmax cross-entropy for single-label domains (StarGAN on RaFD).
+
+    Args:
+      labels: Integer domain ids ``[B]``.
+      logits: ``[B, num_domains]``.
+    """
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        tf.cast(labels, tf.int32), tf.cast(logits, tf.float32)))
+
+
+def psnr(images, targets):
+    """Per-image PSNR in dB of images in [-1, 1] (range 2)."""
+    return tf.image.psnr(tf.cast(images, tf.float32), tf.cast(targets, tf.float32), max_val=2.0)

@@ -1,0 +1,221 @@
+"""Runs the training stages in order inside one run folder.
+
+Run folder layout::
+
+    <run_dir>/config.json              resolved config (read back on resume)
+    <run_dir>/<stage>/checkpoints/     tf.train.CheckpointManager, per stage
+    <run_dir>/<stage>/finished.json    written when the stage completes
+    <run_dir>/cache/neutrals_*.npy     neutralizer outputs, computed once
+    <run_dir>/train/, validation/      TensorBoard event files
+    <run_dir>/samples/<stage>.png      latest validation grid
+    <run_dir>/metrics.json             final validation metrics
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from leed_tf.config import STAGES, Config
+from leed_tf.data import pipeline, sources
+from leed_tf.data.records import NEUTRAL, FaceSet
+from leed_tf.model import LeedNetworks
+from leed_tf.networks import encoder as encoder_lib
+from leed_tf.training import losses
+from leed_tf.training.stages import (AutoencoderTrainer, LeedTrainer, NeutralizerTrainer,
+                                     ValidationBatch, to_uint8)
+
+CONFIG_FILE = "config.json"
+VALIDATION_PAIRS = 64
+
+
+def prepare_run_dir(config: Config, run_dir: str) -> Config:
+    """Writes ``config`` into ``run_dir``, or checks it against the saved one.
+
+    Architecture and data settings of an existing run cannot change (its
+    checkpoints would no longer fit); training settings may (e.g. more epochs).
+
+    Raises:
+      ValueError: naming every changed architecture or data setting.
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if os.path.exists(path):
+        saved = Config.load(path)
+        changed = [f"{section}.{key}: {old!r} -> {getattr(getattr(config, section), key)!r}"
+                   for section in ("model", "data")
+                   for key, old in dataclasses.asdict(getattr(saved, section)).items()
+                   if _comparable(getattr(getattr(config, section), key)) != _comparable(old)]
+        if changed:
+            raise ValueError(f"{run_dir} holds a run with other architecture/data settings; "
+                             f"use a new --run_dir or the saved settings. Changed: {'; '.join(changed)}.")
+    config.save(path)
+    return config
+
+
+def _comparable(value):
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def _match_domains(config: Config, face_set: FaceSet) -> None:
+    """Sizes the neutralizer's domains to the data set's expression names."""
+    names = face_set.expression_names
+    if config.data.neutral_source == "stargan":
+        if NEUTRAL not in names:
+            raise ValueError(f"The neutralizer needs a '{NEUTRAL}' expression, but the data set has "
+                             f"only {', '.join(names)}.")
+        config.model.num_expressions = len(names)
+        config.model.neutral_index = names.index(NEUTRAL)
+
+
+def load_encoder_weights(config: Config, nets: LeedNetworks) -> bool:
+    """Loads ImageNet VGG-19 weights when asked or cached; returns whether loaded."""
+    choice = config.encoder_weights
+    if choice.lower() == "none":
+        return False
+    if config.model.width != 1.0:
+        if choice:
+            raise ValueError(f"--encoder_weights needs --width=1.0 (got {config.model.width}).")
+        return False
+    try:
+        path = encoder_lib.load_vgg19_weights(nets.encoder, choice)
+    except FileNotFoundError:
+        if choice:
+            raise
+        logging.info("No ImageNet VGG-19 weights in the Keras cache; the encoder is trained from scratch.")
+        return False
+    print(f"Encoder initialised from ImageNet VGG-19 weights: {path}")
+    return True
+
+
+def neutral_faces(nets: LeedNetworks, images: np.ndarray, cache_path: str, batch_size: int = 32) -> np.ndarray:
+    """The neutralizer's faces of ``images`` (uint8), computed once and cached."""
+    if os.path.exists(cache_path):
+        cached = np.load(cache_path)
+        if cached.shape == images.shape:
+            return cached
+    neutralize = tf.function(nets.neutralize)
+    out = np.concatenate([to_uint8(neutralize(pipeline.to_unit(tf.constant(images[i:i + batch_size]))))
+                          for i in range(0, len(images), batch_size)])
+    os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+    with open(cache_path + ".tmp", "wb") as f:
+        np.save(f, out)
+    os.replace(cache_path + ".tmp", cache_path)
+    return out
+
+
+def _validation_batch(face_set: FaceSet, neutrals: np.ndarray, seed: int) -> ValidationBatch:
+    inputs, references = sources.validation_pairs(face_set, VALIDATION_PAIRS, seed)
+    return ValidationBatch(face_set.images[inputs], neutrals[inputs], face_set.images[references],
+                           neutrals[references], sources.ground_truth(face_set, inputs, references),
+                           face_set.expressions[inputs])
+
+
+def evaluate_edits(nets: LeedNetworks, autoencoder_decoder, validation: ValidationBatch) -> dict:
+    """PSNR and L1 against the ground truth of LEED and the two baselines."""
+    if validation.ground_truth is None:
+        return {}
+    unit = lambda x: pipeline.to_unit(tf.constant(x))  # noqa: E731
+    truth = unit(validation.ground_truth)
+    methods = {
+        "copy_input": unit(validation.input),
+        "feature_arithmetic": nets.feature_arithmetic(unit(validation.input_neutral), unit(validation.reference),
+                                                      unit(validation.reference_neutral), autoencoder_decoder),
+        "leed": nets.edit(unit(validation.input), unit(validation.input_neutral), unit(validation.reference),
+                          unit(validation.reference_neutral)),
+    }
+    results = {}
+    for name, images in methods.items():
+        images = tf.clip_by_value(images, -1.0, 1.0)
+        results[name] = {"psnr": float(tf.reduce_mean(losses.psnr(images, truth))),
+                         "l1": float(losses.l1_loss(images, truth))}
+    return results
+
+
+def default_stages(config: Config, run_dir: str) -> list[str]:
+    """Every stage whose finished marker is missing, in order."""
+    wanted = [s for s in STAGES if s != "neutralizer" or config.data.neutral_source == "stargan"]
+    return [s for s in wanted if not os.path.exists(os.path.join(run_dir, s, "finished.json"))]
+
+
+def train(config: Config, run_dir: str, stages: list[str] | None = None,
+          max_steps: int | None = None) -> dict:
+    """Trains the requested stages (default: the missing ones) in order.
+
+    Args:
+      config: The run's settings.
+      run_dir: The run folder (created, or resumed).
+      stages: Stages to train; earlier stages must then have checkpoints.
+      max_steps: Stop each trained stage at this step (interrupted runs, tests).
+
+    Returns:
+      A summary: per-stage results and, on synthetic data, the final
+      validation metrics of LEED and of both baselines.
+    """
+    start = time.time()
+    keras.utils.set_random_seed(config.seed)
+    train_set, val_set = sources.load_splits(config.data, config.model.image_size,
+                                             cache_dir=os.path.join(run_dir, "cache"))
+    _match_domains(config, train_set)
+    prepare_run_dir(config, run_dir)
+    stages = default_stages(config, run_dir) if stages is None else list(stages)
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise ValueError(f"Unknown stages {unknown}; expected a subset of {STAGES}.")
+    print(f"Data: {len(train_set)} training faces of {len(train_set.subject_names)} subjects, "
+          f"{len(val_set)} validation faces of {len(val_set.subject_names)} held-out subjects.")
+    print(f"Stages to train: {', '.join(stages) or 'none (all finished)'}")
+
+    nets = LeedNetworks(config.model)
+    imagenet = load_encoder_weights(config, nets)
+    summary = {"run_dir": run_dir, "stages": {}}
+
+    def run_or_restore(trainer, name):
+        if name in stages:
+            summary["stages"][name] = trainer.fit(max_steps)
+        elif not trainer.restore():
+            raise FileNotFoundError(f"Stage {name!r} has no checkpoint in {run_dir}; train it first "
+                                    f"(--stages={name}).")
+        return trainer
+
+    if config.data.neutral_source == "stargan":
+        raw_val = ValidationBatch(val_set.images[:8], val_set.images[:8], val_set.images[:8], val_set.images[:8])
+        run_or_restore(NeutralizerTrainer(config, run_dir, nets, train_set.images, train_set.expressions,
+                                          raw_val), "neutralizer")
+        cache = os.path.join(run_dir, "cache")
+        train_neutrals = neutral_faces(nets, train_set.images, os.path.join(cache, "neutrals_train.npy"))
+        val_neutrals = neutral_faces(nets, val_set.images, os.path.join(cache, "neutrals_validation.npy"))
+    else:
+        train_neutrals, val_neutrals = sources.real_neutrals(train_set), sources.real_neutrals(val_set)
+    validation = _validation_batch(val_set, val_neutrals, config.seed)
+
+    autoencoder_images = np.concatenate([train_set.images, train_neutrals])
+    run_or_restore(AutoencoderTrainer(config, run_dir, nets, autoencoder_images, validation,
+                                      train_encoder=not imagenet), "autoencoder")
+    # The baseline keeps the auto-encoder's decoder; LEED fine-tunes its own.
+    baseline_decoder = nets.decoder_copy()
+    if "leed" in stages or os.path.exists(os.path.join(run_dir, "leed", "finished.json")):
+        run_or_restore(LeedTrainer(config, run_dir, nets, train_set.images, train_neutrals, validation), "leed")
+        summary["validation"] = evaluate_edits(nets, baseline_decoder, validation)
+    summary["seconds"] = time.time() - start
+    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    print_summary(summary)
+    return summary
+
+
+def print_summary(summary: dict) -> None:
+    print(f"Finished in {summary['seconds'] / 60:.1f} min; run folder {summary['run_dir']}")
+    results = summary.get("validation")
+    if results:
+        print("Validation edits against the ground truth (held-out identities):")
+        print(f"  {'method':<20} {'PSNR dB':>8} {'L1':>8}")
+        for name, values in results.items():
+            print(f"  {name:<20} {values['psnr']:>8.2f} {values['l1']:>8.4f}")

@@ -1,0 +1,373 @@
+"""The three training stages (DESIGN.md section 2).
+
+A. ``NeutralizerTrainer``: StarGAN, the only stage that sees expression labels.
+B. ``AutoencoderTrainer``: the decoder (and the encoder without ImageNet
+   weights) learns to invert the encoder.
+C. ``LeedTrainer``: X, I, Dec, the code critic, Q and S, with E and G_neu frozen.
+
+Each step is a ``tf.function`` around ``tf.GradientTape``; ``tape.gradient``
+is taken outside the ``with`` block; critic and generator steps are separate
+and return dicts of named losses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from leed_tf.config import Config
+from leed_tf.data import augment, pipeline
+from leed_tf.model import LeedNetworks, trainable
+from leed_tf.training import losses
+from leed_tf.training.base import StageTrainer
+
+
+@dataclass
+class ValidationBatch:
+    """A fixed validation batch, uint8 ``[B, S, S, 3]`` arrays.
+
+    Attributes:
+      input: Input faces.
+      input_neutral: Their neutral faces.
+      reference: Reference faces (other subjects).
+      reference_neutral: The references' neutral faces.
+      ground_truth: ``render(identity_input, expression_reference)`` on
+        synthetic data; None on real data.
+      labels: Expression ids of the inputs (for the neutralizer's grid).
+    """
+
+    input: np.ndarray
+    input_neutral: np.ndarray
+    reference: np.ndarray
+    reference_neutral: np.ndarray
+    ground_truth: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+
+def to_uint8(images) -> np.ndarray:
+    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def image_grid(columns: list[np.ndarray], rows: int = 8) -> np.ndarray:
+    """The first ``rows`` examples as rows, the given uint8 image batches as columns."""
+    return np.concatenate([np.concatenate(list(column[:rows]), axis=0) for column in columns], axis=1)
+
+
+def _unit(images):
+    return pipeline.to_unit(tf.convert_to_tensor(images))
+
+
+class NeutralizerTrainer(StageTrainer):
+    """Stage A: StarGAN trained to translate faces between expression domains.
+
+    The critic is updated every step and the generator every ``n_critic``-th,
+    as in the official solver; the generator's lr schedule counts its own
+    updates.
+    """
+
+    def __init__(self, config: Config, run_dir: str, nets: LeedNetworks, images: np.ndarray,
+                 labels: np.ndarray, validation: ValidationBatch):
+        c = config.neutralizer
+        super().__init__("neutralizer", run_dir, len(images), c.batch_size, c.epochs, config.seed,
+                         config.log_every, config.image_every, config.checkpoint_every)
+        self.config, self.nets = config, nets
+        self.images, self.labels, self.validation = images, labels.astype(np.int32), validation
+        self.num_domains = config.model.num_expressions
+        self.g_vars = trainable(nets.neutralizer)
+        self.d_vars = trainable(nets.neutralizer_critic)
+        self.g_opt = self.adam(self.schedule(c.learning_rate, c.epochs // 2, 1.0 / c.n_critic),
+                               c.beta_1, c.beta_2, self.g_vars)
+        self.d_opt = self.adam(self.schedule(c.learning_rate, c.epochs // 2),
+                               c.beta_1, c.beta_2, self.d_vars)
+        self._generator_loss_cache = {}
+
+    def checkpoint_objects(self):
+        return {"generator": self.nets.neutralizer, "critic": self.nets.neutralizer_critic,
+                "generator_optimizer": self.g_opt, "critic_optimizer": self.d_opt}
+
+    def learning_rate(self):
+        return float(self.d_opt.learning_rate)
+
+    def epoch_dataset(self, epoch):
+        return pipeline.image_dataset(self.images, self.labels, self.batch_size,
+                                      seed=self.seed * 1000 + epoch, flip=self.config.data.flip,
+                                      max_shift=self.config.data.max_shift)
+
+    def _random_targets(self, labels):
+        # A target domain other than the source, so every example is a translation.
+        offset = self.rng.uniform(tf.shape(labels), 1, self.num_domains, dtype=tf.int32)
+        return (labels + offset) % self.num_domains
+
+    @tf.function
+    def critic_step(self, images, labels):
+        c = self.config.neutralizer
+        target = tf.one_hot(self._random_targets(labels), self.num_domains)
+        fake = self.nets.neutralizer((images, target), training=True)
+        critic = self.nets.neutralizer_critic
+        mix = self.rng.uniform([tf.shape(images)[0], 1, 1, 1])
+        with tf.GradientTape() as tape:
+            real_source, real_domain = critic(images, training=True)
+            fake_source, _ = critic(fake, training=True)
+            adversarial = losses.wasserstein_critic_loss(real_source, fake_source)
+            classification = losses.domain_classification_loss(labels, real_domain)
+            penalty = losses.gradient_penalty(lambda x: critic(x, training=True)[0], images, fake, mix)
+            total = adversarial + c.lambda_cls * classification + c.lambda_gp * penalty
+        grads = tape.gradient(total, self.d_vars)
+        self.d_opt.apply(grads, self.d_vars)
+        return {"critic_adversarial": adversarial, "critic_classification": classification,
+                "gradient_penalty": penalty, "critic_total": total,
+                "grad_norm_critic": tf.linalg.global_norm(grads)}
+
+    @tf.function
+    def generator_step(self, images, labels):
+        c = self.config.neutralizer
+        target_ids = self._random_targets(labels)
+        target = tf.one_hot(target_ids, self.num_domains)
+        source = tf.one_hot(labels, self.num_domains)
+        with tf.GradientTape() as tape:
+            fake = self.nets.neutralizer((images, target), training=True)
+            fake_source, fake_domain = self.nets.neutralizer_critic(fake, training=True)
+            adversarial = losses.wasserstein_generator_loss(fake_source)
+            classification = losses.domain_classification_loss(target_ids, fake_domain)
+            cycle = losses.l1_loss(self.nets.neutralizer((fake, source), training=True), images)
+            total = adversarial + c.lambda_cls * classification + c.lambda_rec * cycle
+        grads = tape.gradient(total, self.g_vars)
+        self.g_opt.apply(grads, self.g_vars)
+        return {"generator_adversarial": adversarial, "generator_classification": classification,
+                "cycle": cycle, "generator_total": total,
+                "grad_norm_generator": tf.linalg.global_norm(grads)}
+
+    def train_step(self, batch):
+        out = self.critic_step(batch["image"], batch["label"])
+        if (int(self.step) + 1) % self.config.neutralizer.n_critic == 0:
+            self._generator_loss_cache = self.generator_step(batch["image"], batch["label"])
+        return {**out, **self._generator_loss_cache}
+
+    def validation_images(self):
+        images = _unit(self.validation.input)
+        neutral = self.nets.neutralize(images)
+        return image_grid([self.validation.input, to_uint8(neutral), self.validation.input_neutral])
+
+
+class AutoencoderTrainer(StageTrainer):
+    """Stage B: ``Dec(E(I)) ~ I`` with L1 in pixels and L2 in E-feature space.
+
+    The encoder trains too when no ImageNet weights were loaded.
+    """
+
+    def __init__(self, config: Config, run_dir: str, nets: LeedNetworks, images: np.ndarray,
+                 validation: ValidationBatch, train_encoder: bool):
+        c = config.autoencoder
+        super().__init__("autoencoder", run_dir, len(images), c.batch_size, c.epochs, config.seed,
+                         config.log_every, config.image_every, config.checkpoint_every)
+        self.config, self.nets, self.images, self.validation = config, nets, images, validation
+        self.train_encoder = train_encoder
+        self.vars = trainable(*([nets.encoder] if train_encoder else []), nets.decoder)
+        self.opt = self.adam(self.schedule(c.learning_rate, 0), c.beta_1, c.beta_2, self.vars)
+
+    def checkpoint_objects(self):
+        return {"encoder": self.nets.encoder, "decoder": self.nets.decoder, "optimizer": self.opt}
+
+    def learning_rate(self):
+        return float(self.opt.learning_rate)
+
+    def epoch_dataset(self, epoch):
+        return pipeline.image_dataset(self.images, None, self.batch_size,
+                                      seed=self.seed * 1000 + epoch, flip=self.config.data.flip,
+                                      max_shift=self.config.data.max_shift)
+
+    @tf.function
+    def autoencoder_step(self, images):
+        c = self.config.autoencoder
+        with tf.GradientTape() as tape:
+            code = self.nets.encoder(images, training=True)
+            reconstruction = self.nets.decoder(code, training=True)
+            pixel = losses.l1_loss(reconstruction, images)
+            feature = losses.l2_loss(self.nets.encoder(reconstruction, training=True),
+                                     tf.stop_gradient(code))
+            total = c.lambda_pixel * pixel + c.lambda_feature * feature
+        grads = tape.gradient(total, self.vars)
+        self.opt.apply(grads, self.vars)
+        return {"pixel": pixel, "feature": feature, "total": total,
+                "grad_norm_autoencoder": tf.linalg.global_norm(grads)}
+
+    def train_step(self, batch):
+        return self.autoencoder_step(batch["image"])
+
+    def _reconstruct(self, images):
+        return self.nets.decoder(self.nets.encoder(images), training=False)
+
+    def validation_images(self):
+        return image_grid([self.validation.input, to_uint8(self._reconstruct(_unit(self.validation.input)))])
+
+    def validation_metrics(self):
+        images = _unit(self.validation.input)
+        return {"reconstruction_psnr": float(tf.reduce_mean(losses.psnr(self._reconstruct(images), images)))}
+
+
+class LeedTrainer(StageTrainer):
+    """Stage C: LEED (DESIGN.md section 2.C), E and G_neu frozen.
+
+    Per batch: the frozen encoder's codes of the four real images are computed
+    once and shared; ``n_critic`` critic steps; one step of X, I, Dec, Q on
+    the total loss; one step of S on its own label-free InfoNCE objective.
+    """
+
+    def __init__(self, config: Config, run_dir: str, nets: LeedNetworks, images: np.ndarray,
+                 neutrals: np.ndarray, validation: ValidationBatch):
+        c = config.leed
+        super().__init__("leed", run_dir, len(images), c.batch_size, c.epochs, config.seed,
+                         config.log_every, config.image_every, config.checkpoint_every)
+        self.config, self.nets, self.validation = config, nets, validation
+        self.images, self.neutrals = images, neutrals
+        self.c = c
+        self.generator_nets = [nets.extractor, nets.interpolator, nets.decoder]
+        if c.lambda_q > 0:
+            self.generator_nets.append(nets.regularizer)
+        self.g_vars = trainable(*self.generator_nets)
+        self.d_vars = trainable(nets.critic)
+        self.s_vars = trainable(nets.siamese)
+        self.g_opt = self.adam(self.schedule(c.learning_rate, c.decay_epochs), c.beta_1, c.beta_2, self.g_vars)
+        self.d_opt = self.adam(self.schedule(c.learning_rate, c.decay_epochs, c.n_critic),
+                               c.beta_1, c.beta_2, self.d_vars)
+        self.s_opt = self.adam(self.schedule(c.learning_rate, c.decay_epochs), c.beta_1, c.beta_2, self.s_vars)
+
+    def checkpoint_objects(self):
+        n = self.nets
+        return {"extractor": n.extractor, "interpolator": n.interpolator, "decoder": n.decoder,
+                "critic": n.critic, "regularizer": n.regularizer, "siamese": n.siamese,
+                "generator_optimizer": self.g_opt, "critic_optimizer": self.d_opt,
+                "siamese_optimizer": self.s_opt}
+
+    def learning_rate(self):
+        return float(self.g_opt.learning_rate)
+
+    def epoch_dataset(self, epoch):
+        d = self.config.data
+        return pipeline.paired_dataset(self.images, self.neutrals, self.batch_size,
+                                       seed=self.seed * 1000 + epoch, flip=d.flip, max_shift=d.max_shift)
+
+    @tf.function
+    def encode_real(self, batch):
+        """Frozen E's codes of the batch's four image sets, in one call."""
+        images = tf.concat([batch["input"], batch["input_neutral"],
+                            batch["reference"], batch["reference_neutral"]], axis=0)
+        code, neutral_code, reference_code, reference_neutral_code = tf.split(
+            self.nets.encoder(images, training=False), 4, axis=0)
+        return {"code": code, "neutral_code": neutral_code, "reference_code": reference_code,
+                "reference_neutral_code": reference_neutral_code}
+
+    @tf.function
+    def critic_step(self, codes):
+        nets = self.nets
+        reference_expression = nets.expression_code(codes["reference_code"], codes["reference_neutral_code"])
+        fake = nets.edited_code(codes["neutral_code"], reference_expression)
+        real = codes["reference_code"]
+        mix = self.rng.uniform([tf.shape(real)[0], 1, 1, 1])
+        with tf.GradientTape() as tape:
+            adversarial = losses.wasserstein_critic_loss(nets.critic(real, training=True),
+                                                         nets.critic(fake, training=True))
+            penalty = losses.gradient_penalty(lambda x: nets.critic(x, training=True), real, fake, mix)
+            total = adversarial + self.c.lambda_gp * penalty
+        grads = tape.gradient(total, self.d_vars)
+        self.d_opt.apply(grads, self.d_vars)
+        return {"critic_adversarial": adversarial, "gradient_penalty": penalty,
+                "critic_total": total, "grad_norm_critic": tf.linalg.global_norm(grads)}
+
+    @tf.function
+    def generator_step(self, batch, codes):
+        nets, c = self.nets, self.c
+        code, neutral_code = codes["code"], codes["neutral_code"]
+        batch_size = tf.shape(code)[0]
+        if c.lambda_s > 0:
+            # S's view of the real faces is a target, fixed for this step.
+            neutral_embedding = nets.siamese(batch["input_neutral"], training=False)
+            reference_displacement = losses.expression_displacement(
+                nets.siamese(batch["reference"], training=False),
+                nets.siamese(batch["reference_neutral"], training=False))
+        with tf.GradientTape() as tape:
+            reference_expression = nets.expression_code(codes["reference_code"],
+                                                        codes["reference_neutral_code"], training=True)
+            own_expression = nets.expression_code(code, neutral_code, training=True)
+            edited = nets.edited_code(tf.concat([neutral_code, neutral_code], 0),
+                                      tf.concat([reference_expression, own_expression], 0), training=True)
+            decoded = nets.decoder(edited, training=True)
+            edit_code, self_code = tf.split(edited, 2)
+            edit_image, self_image = tf.split(decoded, 2)
+
+            adversarial = losses.wasserstein_generator_loss(nets.critic(edit_code, training=True))
+            reconstruction = losses.l1_loss(self_code, code) + losses.l1_loss(self_image, batch["input"])
+            total = adversarial + c.lambda_recon * reconstruction
+            out = {"adversarial": adversarial, "reconstruction": reconstruction}
+            if c.lambda_q > 0:
+                reextracted = nets.expression_code(nets.encoder(edit_image, training=False), neutral_code,
+                                                   training=True)
+                projections = nets.regularizer(tf.concat([reference_expression, reextracted], 0), training=True)
+                mutual_information = losses.info_nce_loss(projections[:batch_size], projections[batch_size:],
+                                                          c.temperature)
+                total += c.lambda_q * mutual_information
+                out["mutual_information"] = mutual_information
+            if c.lambda_s > 0:
+                edit_displacement = losses.expression_displacement(
+                    nets.siamese(edit_image, training=False), neutral_embedding)
+                siamese = losses.siamese_generator_loss(edit_displacement, reference_displacement)
+                total += c.lambda_s * siamese
+                out["siamese"] = siamese
+        grads = tape.gradient(total, self.g_vars)
+        self.g_opt.apply(grads, self.g_vars)
+        return {**out, "generator_total": total, "grad_norm_generator": tf.linalg.global_norm(grads)}
+
+    @tf.function
+    def siamese_step(self, batch):
+        """S learns expression displacements label-free: two augmentations of
+        the same (face, neutral) pair must give matching ``u``."""
+        images = tf.concat([batch["input"], batch["reference"]], 0)
+        neutrals = tf.concat([batch["input_neutral"], batch["reference_neutral"]], 0)
+        seeds = self.rng.make_seeds(2)
+        views = []
+        for i in range(2):
+            view_images, view_neutrals = augment.augment_together(
+                [images, neutrals], seeds[:, i], flip=True, max_shift=self.config.data.max_shift, jitter=0.1)
+            views.append((view_images, view_neutrals))
+        with tf.GradientTape() as tape:
+            embeddings = self.nets.siamese(tf.concat([views[0][0], views[0][1], views[1][0], views[1][1]], 0),
+                                           training=True)
+            a_image, a_neutral, b_image, b_neutral = tf.split(embeddings, 4)
+            loss = losses.info_nce_loss(losses.expression_displacement(a_image, a_neutral),
+                                        losses.expression_displacement(b_image, b_neutral),
+                                        self.c.temperature)
+        grads = tape.gradient(loss, self.s_vars)
+        self.s_opt.apply(grads, self.s_vars)
+        return {"siamese_contrastive": loss, "grad_norm_siamese": tf.linalg.global_norm(grads)}
+
+    def train_step(self, batch):
+        codes = self.encode_real(batch)
+        out = {}
+        for _ in range(self.c.n_critic):
+            out.update(self.critic_step(codes))
+        out.update(self.generator_step(batch, codes))
+        if self.c.lambda_s > 0:
+            out.update(self.siamese_step(batch))
+        return out
+
+    def _edits(self):
+        v = self.validation
+        return self.nets.edit(_unit(v.input), _unit(v.input_neutral), _unit(v.reference),
+                              _unit(v.reference_neutral))
+
+    def validation_images(self):
+        v = self.validation
+        columns = [v.input, v.reference, v.input_neutral, to_uint8(self._edits())]
+        if v.ground_truth is not None:
+            columns.append(v.ground_truth)
+        return image_grid(columns)
+
+    def validation_metrics(self):
+        if self.validation.ground_truth is None:
+            return {}
+        truth = _unit(self.validation.ground_truth)
+        edits = tf.clip_by_value(self._edits(), -1.0, 1.0)
+        return {"edit_psnr": float(tf.reduce_mean(losses.psnr(edits, truth))),
+                "edit_l1": float(losses.l1_loss(edits, truth))}

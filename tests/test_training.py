@@ -1,0 +1,166 @@
+"""Training stages at tiny width: finite losses that fall, the right weights
+change, resume continues exactly, TensorBoard holds the tags, NaN stops."""
+
+import glob
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from leed_tf.config import synthetic_defaults
+from leed_tf.model import LeedNetworks
+from leed_tf.training.base import NonFiniteLossError
+from leed_tf.training.stages import AutoencoderTrainer, LeedTrainer, NeutralizerTrainer, ValidationBatch
+
+BATCH = 4
+
+
+def tiny_faces(n=16, seed=0):
+    """Smooth random images (blobs on gradients), uint8 [n, 128, 128, 3]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:128, 0:128] / 128.0
+    images = []
+    for _ in range(n):
+        base = rng.uniform(0, 1, 3)[None, None] * (0.5 + 0.5 * xx[..., None])
+        cy, cx, r = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7), rng.uniform(0.1, 0.3)
+        blob = ((yy - cy) ** 2 + (xx - cx) ** 2 < r * r)[..., None] * rng.uniform(0, 1, 3)
+        images.append(np.clip(base + 0.5 * blob, 0, 1))
+    return (np.stack(images) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def setup():
+    config = synthetic_defaults()
+    for stage in (config.neutralizer, config.autoencoder, config.leed):
+        stage.batch_size = BATCH
+    config.data.max_shift = 2
+    config.log_every = config.image_every = 1
+    images = tiny_faces()
+    neutrals = tiny_faces(seed=1)
+    labels = np.arange(len(images)) % config.model.num_expressions
+    validation = ValidationBatch(images[:4], neutrals[:4], images[4:8], neutrals[4:8], images[:4], labels[:4])
+    return config, images, neutrals, labels, validation
+
+
+def weights(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def changed(before, model):
+    return any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_neutralizer_step_changes_only_stargan(setup, tmp_path):
+    config, images, _, labels, validation = setup
+    config.neutralizer.n_critic = 1
+    nets = LeedNetworks(config.model)
+    before = {n: weights(getattr(nets, n)) for n in ("neutralizer", "neutralizer_critic", "encoder", "decoder")}
+    trainer = NeutralizerTrainer(config, str(tmp_path), nets, images, labels, validation)
+    summary = trainer.fit(max_steps=1)
+    assert all(np.isfinite(v) for v in summary["losses"].values())
+    assert {"critic_total", "generator_total", "cycle", "gradient_penalty"} <= set(summary["losses"])
+    assert changed(before["neutralizer"], nets.neutralizer)
+    assert changed(before["neutralizer_critic"], nets.neutralizer_critic)
+    assert not changed(before["encoder"], nets.encoder) and not changed(before["decoder"], nets.decoder)
+
+
+def test_autoencoder_loss_falls_and_encoder_frozen_with_imagenet(setup, tmp_path):
+    config, images, _, _, validation = setup
+    config.autoencoder.learning_rate = 1e-3
+    config.data.flip, config.data.max_shift = False, 0
+    nets = LeedNetworks(config.model)
+    encoder_before = weights(nets.encoder)
+    trainer = AutoencoderTrainer(config, str(tmp_path), nets, images[:BATCH], validation, train_encoder=False)
+    trainer.steps_per_epoch, trainer.total_steps = 1, 30
+    first = float(trainer.autoencoder_step(tf.constant(images[:BATCH], tf.float32) / 127.5 - 1)["pixel"])
+    summary = trainer.fit(max_steps=30)
+    assert np.isfinite(summary["losses"]["pixel"])
+    assert summary["losses"]["pixel"] < 0.8 * first
+    assert not changed(encoder_before, nets.encoder)
+
+
+def test_leed_step_changes_trained_networks_not_frozen_ones(setup, tmp_path):
+    config, images, neutrals, _, validation = setup
+    nets = LeedNetworks(config.model)
+    trained = ("extractor", "interpolator", "decoder", "critic", "regularizer", "siamese")
+    frozen = ("encoder", "neutralizer")
+    before = {n: weights(getattr(nets, n)) for n in trained + frozen}
+    trainer = LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation)
+    summary = trainer.fit(max_steps=1)
+    expected = {"adversarial", "reconstruction", "mutual_information", "siamese", "generator_total",
+                "critic_total", "gradient_penalty", "siamese_contrastive"}
+    assert expected <= set(summary["losses"])
+    assert all(np.isfinite(v) for v in summary["losses"].values())
+    for name in trained:
+        assert changed(before[name], getattr(nets, name)), name
+    for name in frozen:
+        assert not changed(before[name], getattr(nets, name)), name
+
+
+def test_leed_ablations_skip_their_networks(setup, tmp_path):
+    config, images, neutrals, _, validation = setup
+    config.leed.lambda_q = config.leed.lambda_s = 0.0
+    nets = LeedNetworks(config.model)
+    q, s = weights(nets.regularizer), weights(nets.siamese)
+    summary = LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation).fit(max_steps=1)
+    assert "mutual_information" not in summary["losses"] and "siamese" not in summary["losses"]
+    assert not changed(q, nets.regularizer) and not changed(s, nets.siamese)
+
+
+def leed_trainer(config, run_dir, images, neutrals, validation):
+    # Same initial weights each time: the frozen encoder is not in LEED's
+    # checkpoint (a run restores it from the auto-encoder stage).
+    keras.utils.set_random_seed(7)
+    return LeedTrainer(config, run_dir, LeedNetworks(config.model), images, neutrals, validation)
+
+
+def test_resume_continues_with_same_step_optimizer_state_and_lr(setup, tmp_path):
+    config, images, neutrals, _, validation = setup
+    config.leed.epochs, config.leed.decay_epochs = 2, 1  # lr decays during the run
+    straight = leed_trainer(config, str(tmp_path / "straight"), images, neutrals, validation)
+    straight.fit(max_steps=6)
+
+    interrupted = leed_trainer(config, str(tmp_path / "resumed"), images, neutrals, validation)
+    interrupted.fit(max_steps=3)  # stops mid-epoch, as a killed run would
+    resumed = leed_trainer(config, str(tmp_path / "resumed"), images, neutrals, validation)
+    assert resumed.restore() and int(resumed.step) == 3
+    resumed.fit(max_steps=6)
+
+    assert int(resumed.step) == int(straight.step) == 6
+    assert resumed.learning_rate() == pytest.approx(straight.learning_rate()) and straight.learning_rate() < 1e-4
+    for a, b in ((straight.g_opt, resumed.g_opt), (straight.d_opt, resumed.d_opt), (straight.s_opt, resumed.s_opt)):
+        assert int(a.iterations) == int(b.iterations)
+        for va, vb in zip(a.variables, b.variables):
+            np.testing.assert_allclose(va.numpy(), vb.numpy(), rtol=1e-4, atol=1e-6)
+    for a, b in zip(straight.nets.interpolator.get_weights(), resumed.nets.interpolator.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_tensorboard_has_scalar_and_image_tags(setup, tmp_path):
+    config, images, neutrals, _, validation = setup
+    leed_trainer(config, str(tmp_path), images, neutrals, validation).fit(max_steps=1)
+    tags = {}
+    for split in ("train", "validation"):
+        for path in glob.glob(os.path.join(tmp_path, split, "events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                for value in event.summary.value:
+                    tags.setdefault(split, set()).add(value.tag)
+    assert {"losses/leed/generator_total", "losses/leed/critic_total", "gradients/leed/grad_norm_generator",
+            "learning_rate/leed"} <= tags["train"]
+    assert "images/leed" in tags["validation"]
+    assert os.path.exists(os.path.join(tmp_path, "samples", "leed.png"))
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(setup, tmp_path):
+    config, images, neutrals, _, validation = setup
+    config.checkpoint_every = 1
+    trainer = leed_trainer(config, str(tmp_path), images, neutrals, validation)
+    trainer.fit(max_steps=2)
+    step = trainer.train_step
+    trainer.train_step = lambda batch: {**step(batch), "reconstruction": tf.constant(np.nan)}
+    with pytest.raises(NonFiniteLossError, match=r"'reconstruction'.*step 3.*ckpt-2"):
+        trainer.fit()
+    fresh = leed_trainer(config, str(tmp_path), images, neutrals, validation)
+    assert fresh.restore() and int(fresh.step) == 2
