@@ -57,13 +57,18 @@ def real_neutrals(face_set: FaceSet) -> np.ndarray:
 
 
 def validation_pairs(face_set: FaceSet, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed (input, reference) index pairs with references of other subjects."""
+    """Fixed (input, reference) index pairs: each reference shows another
+    subject and, where labels are known, another expression, so every pair
+    asks for a real edit."""
     rng = np.random.default_rng(seed)
     inputs = rng.choice(len(face_set), size=count, replace=count > len(face_set))
     references = np.empty_like(inputs)
     for i, index in enumerate(inputs):
-        others = np.flatnonzero(face_set.subjects != face_set.subjects[index])
-        references[i] = rng.choice(others) if len(others) else rng.integers(len(face_set))
+        other = face_set.subjects != face_set.subjects[index]
+        if face_set.expressions[index] >= 0:
+            other &= face_set.expressions != face_set.expressions[index]
+        candidates = np.flatnonzero(other)
+        references[i] = rng.choice(candidates) if len(candidates) else rng.integers(len(face_set))
     return inputs, references
 
 

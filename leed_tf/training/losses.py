@@ -132,6 +132,10 @@ def domain_classification_loss(labels, logits):
         tf.cast(labels, tf.int32), tf.cast(logits, tf.float32)))
 
 
-def psnr(images, targets):
-    """Per-image PSNR in dB of images in [-1, 1] (range 2)."""
-    return tf.image.psnr(tf.cast(images, tf.float32), tf.cast(targets, tf.float32), max_val=2.0)
+def psnr(images, targets, max_db=100.0):
+    """Per-image PSNR in dB of images in [-1, 1] (range 2).
+
+    Identical images give ``max_db`` rather than infinity, so means stay finite.
+    """
+    values = tf.image.psnr(tf.cast(images, tf.float32), tf.cast(targets, tf.float32), max_val=2.0)
+    return tf.minimum(values, max_db)
