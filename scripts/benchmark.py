@@ -1,0 +1,37 @@
+"""Runs one throughput benchmark and prints its table.
+
+Usage:
+  python scripts/benchmark.py data [--batch_size=24 --num_images=2000 --steps=200 --warmup=20]
+
+The benchmarks live in ``leed_tf/benchmarks.py`` (``BENCHMARKS``); recorded
+figures are in ``docs/benchmarks.md``.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from leed_tf import benchmarks  # noqa: E402
+
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 24, "Images (or input/reference pairs) per batch.")
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "Faces held in memory.")
+_STEPS = flags.DEFINE_integer("steps", 200, "Timed steps per measurement.")
+_WARMUP = flags.DEFINE_integer("warmup", 20, "Untimed steps before each measurement.")
+
+
+def main(argv):
+    names = ", ".join(sorted(benchmarks.BENCHMARKS))
+    if len(argv) != 2:
+        raise app.UsageError(f"Give exactly one benchmark name, one of: {names}.")
+    try:
+        benchmarks.get_benchmark(argv[1])
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    print(benchmarks.run(argv[1], batch_size=_BATCH_SIZE.value, num_images=_NUM_IMAGES.value,
+                         steps=_STEPS.value, warmup=_WARMUP.value))
+
+
+if __name__ == "__main__":
+    app.run(main)
