@@ -103,19 +103,93 @@ class LeedNetworks:
             intensity = intensity[:, None, None, None]
         return neutral_code + intensity * residual
 
-    def edit(self, image, neutral, reference, reference_neutral, intensity=1.0):
-        """The whole reference-driven edit on images in [-1, 1] (inference mode)."""
-        codes = self.encoder(tf.concat([image, neutral, reference, reference_neutral], axis=0))
-        _, neutral_code, reference_code, reference_neutral_code = tf.split(codes, 4, axis=0)
-        expression = self.expression_code(reference_code, reference_neutral_code)
-        return self.decoder(self.edited_code(neutral_code, expression, intensity), training=False)
+    def edit(self, image, neutral, reference, reference_neutral, intensity=1.0, output="decoded"):
+        """The whole reference-driven edit on images in [-1, 1] (inference mode).
 
-    def feature_arithmetic(self, neutral, reference, reference_neutral, decoder=None):
-        """Baseline without X and I: ``Dec(n_in + (z_ref - n_ref))``."""
-        codes = self.encoder(tf.concat([neutral, reference, reference_neutral], axis=0))
-        neutral_code, reference_code, reference_neutral_code = tf.split(codes, 3, axis=0)
+        Args:
+          image, neutral: The input face and its neutral face.
+          reference, reference_neutral: The reference face and its neutral face.
+          intensity: alpha, scalar or ``[B]``.
+          output: ``"decoded"``, the paper's ``Dec(z_out)``; or ``"residual"``,
+            ``image + Dec(z_out) - Dec(z_self)`` with ``z_self`` the input's
+            self-edit code: only the change the edit decodes to is applied, so
+            detail the decoder cannot reproduce is kept from the input.
+        """
+        codes = self.encoder(tf.concat([image, neutral, reference, reference_neutral], axis=0))
+        code, neutral_code, reference_code, reference_neutral_code = tf.split(codes, 4, axis=0)
+        expression = self.expression_code(reference_code, reference_neutral_code)
+        edited = self.edited_code(neutral_code, expression, intensity)
+        if output == "decoded":
+            return self.decoder(edited, training=False)
+        check_output(output)
+        self_code = self.edited_code(neutral_code, self.expression_code(code, neutral_code))
+        return _apply_residual(image, self.decoder(tf.concat([edited, self_code], 0), training=False))
+
+    def feature_arithmetic(self, image, neutral, reference, reference_neutral, decoder=None,
+                           output="decoded"):
+        """Baseline without X and I: ``Dec(n_in + (z_ref - n_ref))`` (or its
+        residual form ``image + Dec(...) - Dec(z_in)``)."""
+        codes = self.encoder(tf.concat([image, neutral, reference, reference_neutral], axis=0))
+        code, neutral_code, reference_code, reference_neutral_code = tf.split(codes, 4, axis=0)
         decoder = decoder or self.decoder
-        return decoder(neutral_code + reference_code - reference_neutral_code, training=False)
+        edited = neutral_code + reference_code - reference_neutral_code
+        if output == "decoded":
+            return decoder(edited, training=False)
+        check_output(output)
+        return _apply_residual(image, decoder(tf.concat([edited, code], 0), training=False))
+
+
+OUTPUTS = ("decoded", "residual")
+
+
+def check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+
+
+def _apply_residual(image, decoded_pair):
+    edited, reconstructed = tf.split(decoded_pair, 2, axis=0)
+    return image + edited - reconstructed
+
+
+# The networks each stage trains and checkpoints (``<run_dir>/<stage>/checkpoints``).
+STAGE_NETWORKS = {
+    "neutralizer": ("neutralizer", "neutralizer_critic"),
+    "autoencoder": ("encoder", "decoder"),
+    "leed": ("extractor", "interpolator", "decoder", "critic", "regularizer", "siamese"),
+}
+
+
+def variables_by_path(model: keras.Model) -> dict:
+    """Every variable of ``model`` (trainable or not, e.g. batch-norm moving
+    statistics), keyed by its path inside the model.
+
+    ``tf.train.Checkpoint`` does not follow Keras 3 layers kept in Python
+    lists, so networks are checkpointed through this dict instead.
+    """
+    return {v.path.split("/", 1)[-1].replace("/", "."): v for v in model.weights}
+
+
+def restore_stage(nets: LeedNetworks, run_dir: str, stage: str) -> str:
+    """Restores the networks of ``stage`` from its newest checkpoint, for
+    inference (optimizer state is ignored).
+
+    Returns:
+      The checkpoint path.
+
+    Raises:
+      FileNotFoundError: naming the stage and folder when there is none.
+    """
+    import os
+
+    folder = os.path.join(run_dir, stage, "checkpoints")
+    path = tf.train.latest_checkpoint(folder)
+    if path is None:
+        raise FileNotFoundError(f"No checkpoint of stage {stage!r} in {folder}; train it first "
+                                f"(python scripts/train.py --run_dir={run_dir} --stages={stage}).")
+    objects = {name: variables_by_path(getattr(nets, name)) for name in STAGE_NETWORKS[stage]}
+    tf.train.Checkpoint(**objects).restore(path).expect_partial()
+    return path
 
 
 def trainable(*models: keras.Model) -> list:

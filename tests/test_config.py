@@ -37,3 +37,22 @@ def test_unknown_settings_and_datasets_are_refused():
 
 def test_cfeed_is_cfee():
     assert config_lib.DataConfig(dataset="cfeed").dataset == "cfee"
+
+
+def test_overrides_and_resolution(tmp_path):
+    config = config_lib.apply_overrides(config_lib.synthetic_defaults(),
+                                        {"leed.lambda_s": 0, "model.width": 0.25, "seed": None})
+    assert config.leed.lambda_s == 0.0 and isinstance(config.leed.lambda_s, float)
+    assert config.model.width == 0.25 and config.seed == 0
+    with pytest.raises(ValueError, match="leed.bogus"):
+        config_lib.apply_overrides(config, {"leed.bogus": 1})
+
+    run_dir = str(tmp_path)
+    fresh = config_lib.resolve_config(run_dir, "rafd", {"data.data_dir": "/data"})
+    assert fresh.model.width == 1.0 and fresh.leed.epochs == 100  # the seed's settings
+    assert config_lib.resolve_config(run_dir, None, {}).model.width == 0.125  # synthetic default
+    fresh.save(str(tmp_path / "config.json"))
+    resumed = config_lib.resolve_config(run_dir, None, {"leed.epochs": 120})
+    assert resumed.data.dataset == "rafd" and resumed.leed.epochs == 120
+    with pytest.raises(ValueError, match="cannot continue"):
+        config_lib.resolve_config(run_dir, "synthetic", {})

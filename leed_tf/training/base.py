@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from leed_tf.model import STAGE_NETWORKS, variables_by_path
 from leed_tf.training.schedules import epoch_schedule
 
 FINISHED_FILE = "finished.json"
@@ -66,6 +67,10 @@ class StageTrainer:
     def checkpoint_objects(self) -> dict:
         """Networks, optimizers and anything else a resume must restore."""
         raise NotImplementedError
+
+    def network_variables(self) -> dict:
+        """The stage's networks (``STAGE_NETWORKS``) as checkpointable dicts."""
+        return {name: variables_by_path(getattr(self.nets, name)) for name in STAGE_NETWORKS[self.name]}
 
     def epoch_dataset(self, epoch: int) -> tf.data.Dataset:
         """The batches of ``epoch`` (seeded by the epoch for exact resumes)."""

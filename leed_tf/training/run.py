@@ -119,23 +119,25 @@ def _validation_batch(face_set: FaceSet, neutrals: np.ndarray, seed: int) -> Val
 
 
 def evaluate_edits(nets: LeedNetworks, autoencoder_decoder, validation: ValidationBatch) -> dict:
-    """PSNR and L1 against the ground truth of LEED and the two baselines."""
+    """PSNR and L1 against the ground truth of LEED and the two baselines,
+    each edit in both output forms (``decoded`` and ``residual``)."""
     if validation.ground_truth is None:
         return {}
     unit = lambda x: pipeline.to_unit(tf.constant(x))  # noqa: E731
     truth = unit(validation.ground_truth)
-    methods = {
-        "copy_input": unit(validation.input),
-        "feature_arithmetic": nets.feature_arithmetic(unit(validation.input_neutral), unit(validation.reference),
-                                                      unit(validation.reference_neutral), autoencoder_decoder),
-        "leed": nets.edit(unit(validation.input), unit(validation.input_neutral), unit(validation.reference),
-                          unit(validation.reference_neutral)),
-    }
+    images = [unit(validation.input), unit(validation.input_neutral), unit(validation.reference),
+              unit(validation.reference_neutral)]
+    methods = {"copy_input": images[0]}
+    for output in ("decoded", "residual"):
+        suffix = "" if output == "decoded" else "_residual"
+        methods["feature_arithmetic" + suffix] = nets.feature_arithmetic(
+            *images, decoder=autoencoder_decoder, output=output)
+        methods["leed" + suffix] = nets.edit(*images, output=output)
     results = {}
-    for name, images in methods.items():
-        images = tf.clip_by_value(images, -1.0, 1.0)
-        results[name] = {"psnr": float(tf.reduce_mean(losses.psnr(images, truth))),
-                         "l1": float(losses.l1_loss(images, truth))}
+    for name, edits in methods.items():
+        edits = tf.clip_by_value(edits, -1.0, 1.0)
+        results[name] = {"psnr": float(tf.reduce_mean(losses.psnr(edits, truth))),
+                         "l1": float(losses.l1_loss(edits, truth))}
     return results
 
 

@@ -84,8 +84,7 @@ class NeutralizerTrainer(StageTrainer):
         self._generator_loss_cache = {}
 
     def checkpoint_objects(self):
-        return {"generator": self.nets.neutralizer, "critic": self.nets.neutralizer_critic,
-                "generator_optimizer": self.g_opt, "critic_optimizer": self.d_opt}
+        return {**self.network_variables(), "generator_optimizer": self.g_opt, "critic_optimizer": self.d_opt}
 
     def learning_rate(self):
         return float(self.d_opt.learning_rate)
@@ -154,7 +153,8 @@ class NeutralizerTrainer(StageTrainer):
 class AutoencoderTrainer(StageTrainer):
     """Stage B: ``Dec(E(I)) ~ I`` with L1 in pixels and L2 in E-feature space.
 
-    The encoder trains too when no ImageNet weights were loaded.
+    The encoder trains too (on the pixel loss) when no ImageNet weights were
+    loaded. The lr decays linearly to 0 over the second half of the epochs.
     """
 
     def __init__(self, config: Config, run_dir: str, nets: LeedNetworks, images: np.ndarray,
@@ -163,12 +163,13 @@ class AutoencoderTrainer(StageTrainer):
         super().__init__("autoencoder", run_dir, len(images), c.batch_size, c.epochs, config.seed,
                          config.log_every, config.image_every, config.checkpoint_every)
         self.config, self.nets, self.images, self.validation = config, nets, images, validation
-        self.train_encoder = train_encoder
-        self.vars = trainable(*([nets.encoder] if train_encoder else []), nets.decoder)
-        self.opt = self.adam(self.schedule(c.learning_rate, 0), c.beta_1, c.beta_2, self.vars)
+        self.encoder_vars = trainable(nets.encoder) if train_encoder else []
+        self.decoder_vars = trainable(nets.decoder)
+        self.vars = self.encoder_vars + self.decoder_vars
+        self.opt = self.adam(self.schedule(c.learning_rate, c.epochs // 2), c.beta_1, c.beta_2, self.vars)
 
     def checkpoint_objects(self):
-        return {"encoder": self.nets.encoder, "decoder": self.nets.decoder, "optimizer": self.opt}
+        return {**self.network_variables(), "optimizer": self.opt}
 
     def learning_rate(self):
         return float(self.opt.learning_rate)
@@ -181,14 +182,21 @@ class AutoencoderTrainer(StageTrainer):
     @tf.function
     def autoencoder_step(self, images):
         c = self.config.autoencoder
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=True) as tape:
             code = self.nets.encoder(images, training=True)
             reconstruction = self.nets.decoder(code, training=True)
             pixel = losses.l1_loss(reconstruction, images)
-            feature = losses.l2_loss(self.nets.encoder(reconstruction, training=True),
-                                     tf.stop_gradient(code))
+            target = tf.stop_gradient(code)
+            # Relative error, so the loss cannot fall by shrinking the features.
+            feature = losses.l2_loss(self.nets.encoder(reconstruction, training=True), target) / (
+                tf.reduce_mean(tf.square(target)) + 1e-8)
             total = c.lambda_pixel * pixel + c.lambda_feature * feature
-        grads = tape.gradient(total, self.vars)
+        # The feature term trains the decoder only: an encoder learning from
+        # scratch would otherwise learn to ignore what the decoder gets wrong.
+        decoder_grads = tape.gradient(total, self.decoder_vars)
+        encoder_grads = tape.gradient(c.lambda_pixel * pixel, self.encoder_vars) if self.encoder_vars else []
+        del tape
+        grads = list(encoder_grads) + list(decoder_grads)
         self.opt.apply(grads, self.vars)
         return {"pixel": pixel, "feature": feature, "total": total,
                 "grad_norm_autoencoder": tf.linalg.global_norm(grads)}
@@ -235,11 +243,8 @@ class LeedTrainer(StageTrainer):
         self.s_opt = self.adam(self.schedule(c.learning_rate, c.decay_epochs), c.beta_1, c.beta_2, self.s_vars)
 
     def checkpoint_objects(self):
-        n = self.nets
-        return {"extractor": n.extractor, "interpolator": n.interpolator, "decoder": n.decoder,
-                "critic": n.critic, "regularizer": n.regularizer, "siamese": n.siamese,
-                "generator_optimizer": self.g_opt, "critic_optimizer": self.d_opt,
-                "siamese_optimizer": self.s_opt}
+        return {**self.network_variables(), "generator_optimizer": self.g_opt,
+                "critic_optimizer": self.d_opt, "siamese_optimizer": self.s_opt}
 
     def learning_rate(self):
         return float(self.g_opt.learning_rate)

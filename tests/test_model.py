@@ -1,0 +1,58 @@
+"""LeedNetworks' edit math and the checkpoint helpers, at tiny width."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from leed_tf.config import ModelConfig
+from leed_tf.model import LeedNetworks, restore_stage, variables_by_path
+
+
+@pytest.fixture(scope="module")
+def nets():
+    return LeedNetworks(ModelConfig(width=0.125))
+
+
+def faces(n=2, seed=0):
+    return tf.random.stateless_uniform([n, 128, 128, 3], [seed, 1], -1.0, 1.0)
+
+
+def test_intensity_zero_decodes_the_neutral_code(nets):
+    image, neutral, reference, reference_neutral = faces(seed=1), faces(seed=2), faces(seed=3), faces(seed=4)
+    edit = nets.edit(image, neutral, reference, reference_neutral, intensity=0.0)
+    expected = nets.decoder(nets.encoder(neutral), training=False)
+    np.testing.assert_allclose(edit.numpy(), expected.numpy(), atol=1e-5)
+    per_example = nets.edit(image, neutral, reference, reference_neutral, intensity=tf.constant([0.0, 1.0]))
+    np.testing.assert_allclose(per_example[0].numpy(), expected[0].numpy(), atol=1e-5)
+    assert not np.allclose(per_example[1].numpy(), expected[1].numpy(), atol=1e-3)
+
+
+def test_residual_self_edit_returns_the_input(nets):
+    image, neutral, other = faces(seed=5), faces(seed=6), faces(seed=7)
+    same = nets.edit(image, neutral, image, neutral, output="residual")
+    np.testing.assert_allclose(same.numpy(), image.numpy(), atol=1e-5)
+    arithmetic = nets.feature_arithmetic(image, neutral, image, neutral, output="residual")
+    np.testing.assert_allclose(arithmetic.numpy(), image.numpy(), atol=1e-5)
+    # Another reference adds exactly the decoded change to the input.
+    other_neutral = faces(seed=8)
+    changed = nets.edit(image, neutral, other, other_neutral, output="residual")
+    decoded_change = (nets.edit(image, neutral, other, other_neutral)
+                      - nets.edit(image, neutral, image, neutral))
+    np.testing.assert_allclose((changed - image).numpy(), decoded_change.numpy(), atol=1e-5)
+    assert np.abs(decoded_change.numpy()).max() > 1e-4
+    with pytest.raises(ValueError, match="output"):
+        nets.edit(image, neutral, image, neutral, output="blend")
+
+
+def test_checkpoints_hold_non_trainable_state_and_restore(nets, tmp_path):
+    variables = variables_by_path(nets.decoder)
+    assert any("moving_mean" in key for key in variables)
+    assert len(variables) == len(nets.decoder.weights)
+    folder = tmp_path / "autoencoder" / "checkpoints"
+    tf.train.Checkpoint(encoder=variables_by_path(nets.encoder), decoder=variables).save(str(folder / "ckpt"))
+    fresh = LeedNetworks(ModelConfig(width=0.125))
+    restore_stage(fresh, str(tmp_path), "autoencoder")
+    for a, b in zip(nets.decoder.weights, fresh.decoder.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(FileNotFoundError, match="'leed'.*--stages=leed"):
+        restore_stage(fresh, str(tmp_path), "leed")
