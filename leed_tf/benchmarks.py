@@ -284,8 +284,537 @@ def benchmark_data(batch_size: int = 24, num_images: int = 2000, steps: int = 20
     return rows
 
 
+# -- Training step ------------------------------------------------------------
+
+# A full-width LEED step takes tens of seconds on a 2-core CPU, so the
+# command line's default of 200 timed steps (and 20 warm-up steps) is capped.
+_FULL_WIDTH_MAX_STEPS, _FULL_WIDTH_MAX_WARMUP = 3, 1
+_SYNTHETIC_MAX_STEPS, _SYNTHETIC_MAX_WARMUP = 20, 3
+
+
+def _elements(tensor: tf.Tensor) -> int:
+    if not tensor.shape.is_fully_defined():
+        raise ValueError(f"Cannot count FLOPs of {tensor.name} with shape {tensor.shape}: "
+                         f"trace with fully defined input shapes.")
+    return int(np.prod(tensor.shape.as_list()))
+
+
+def op_flops(op: tf.Operation) -> int:
+    """Floating-point operations of one graph op; a multiply-add counts 2.
+
+    Only convolutions and matrix products are counted, forward and backward:
+    ``Conv2D`` (``2 * output elements * k_h * k_w * C_in``),
+    ``Conv2DBackpropInput`` (a transposed convolution, or a convolution's
+    gradient to its input: ``2 * elements of the incoming gradient * k_h *
+    k_w * C_out``), ``Conv2DBackpropFilter`` and ``MatMul``. Biases,
+    normalisation, activations and the optimizer are elementwise and left out,
+    as is usual for model FLOPs.
+    """
+    if op.type == "Conv2D":
+        kernel_h, kernel_w, in_channels, _ = op.inputs[1].shape
+        return 2 * _elements(op.outputs[0]) * kernel_h * kernel_w * in_channels
+    if op.type == "Conv2DBackpropInput":
+        # Filter [k_h, k_w, channels of the op's output, channels of out_backprop].
+        kernel_h, kernel_w, out_channels, _ = op.inputs[1].shape
+        return 2 * _elements(op.inputs[2]) * kernel_h * kernel_w * out_channels
+    if op.type == "Conv2DBackpropFilter":
+        kernel_h, kernel_w, in_channels, _ = op.outputs[0].shape
+        return 2 * _elements(op.inputs[2]) * kernel_h * kernel_w * in_channels
+    if op.type == "MatMul":
+        shape = op.inputs[0].shape
+        inner = shape[0] if op.get_attr("transpose_a") else shape[1]
+        return 2 * _elements(op.outputs[0]) * inner
+    if op.type in ("PartitionedCall", "StatefulPartitionedCall", "While", "StatelessWhile"):
+        raise ValueError(f"Cannot count FLOPs inside {op.type} op {op.name}.")
+    return 0
+
+
+def graph_flops(graph: tf.Graph) -> int:
+    """FLOPs (``op_flops``) of the ops a function graph's outputs need.
+
+    Ops nothing depends on (e.g. a first layer's gradient to a constant
+    input, built by the tape) are pruned at run time, so they are not counted.
+    """
+    pending = [t.op for t in graph.outputs] + list(graph.control_outputs)
+    live = set()
+    while pending:
+        op = pending.pop()
+        if op not in live:
+            live.add(op)
+            pending += [t.op for t in op.inputs] + list(op.control_inputs)
+    return sum(op_flops(op) for op in live)
+
+
+def function_flops(function: Callable, *input_specs: tf.TensorSpec) -> int:
+    """FLOPs of one call of ``function`` on inputs of ``input_specs``, traced, not run."""
+    traced = tf.function(function, autograph=False).get_concrete_function(*input_specs)
+    return graph_flops(traced.graph)
+
+
+def forward_flops(nets) -> dict[str, int]:
+    """Forward FLOPs of each network of a ``LeedNetworks`` for one image (or code).
+
+    Returns:
+      FLOPs keyed by the attribute names of ``LeedNetworks``: ``encoder``,
+      ``decoder``, ``extractor``, ``interpolator``, ``critic``,
+      ``regularizer``, ``siamese``, ``neutralizer``, ``neutralizer_critic``.
+    """
+    from leed_tf.networks.layers import scaled
+
+    config = nets.config
+    side = config.image_size // 16
+    image = tf.TensorSpec([1, config.image_size, config.image_size, 3])
+    code = tf.TensorSpec([1, side, side, scaled(512, config.width)])
+    neutral_and_expression = tf.TensorSpec([1, side, side, 2 * scaled(512, config.width)])
+    inputs = {"encoder": image, "decoder": code, "extractor": code,
+              "interpolator": neutral_and_expression, "critic": code, "regularizer": code,
+              "siamese": image, "neutralizer_critic": image}
+    flops = {name: function_flops(lambda x, m=getattr(nets, name): m(x, training=False), spec)
+             for name, spec in inputs.items()}
+    labels = tf.TensorSpec([1, config.num_expressions])
+    flops["neutralizer"] = function_flops(
+        lambda x, y: nets.neutralizer((x, y), training=False), image, labels)
+    return flops
+
+
+def leed_step_flops(forward: dict[str, int], config) -> int:
+    """FLOPs of one ``LeedTrainer.train_step`` from per-network forward FLOPs.
+
+    A network's pass costs a multiple of its forward FLOPs: 1 forward only
+    (frozen, no tape); 2 forward and backward to its input (frozen, but the
+    loss's gradient passes through it); 3 forward and backward to input and
+    weights (trained); 5 for the WGAN-GP term (forward, backward to the
+    interpolates, and the outer tape's backward through both). ``B`` is the
+    batch of pairs; X, I, D and Q run on codes, the others on images::
+
+      step            network          passes   factor
+      encode_real     E                4B       1   input, its neutral, reference, its neutral
+      critic_step     X, I             B        1   fake code, no tape
+      (n_critic x)    D                2B       3   real and fake codes
+                      D                B        5   gradient penalty
+      generator_step  S                3B       1   targets (lambda_S > 0)
+                      X                2B       3   reference and own expression
+                      I, Dec           2B       3   edit and self-edit
+                      D                B        2   adversarial term on the edit
+                      E                B        2   edit re-encoded (lambda_Q > 0)
+                      X                B        3   re-extracted expression (lambda_Q > 0)
+                      Q                2B       3   (lambda_Q > 0)
+                      S                B        2   edit (lambda_S > 0)
+      siamese_step    S                8B       3   2 views x (face, neutral) x (input, reference)
+
+    The factors are approximate: a trained network's first layer needs no
+    gradient to its constant input, and the penalty's double backward costs
+    between 5 and 6 passes. ``graph_flops`` of the traced steps counts what
+    really runs; the benchmark prints it beside this count.
+
+    Args:
+      forward: ``forward_flops`` of the trainer's networks.
+      config: The ``LeedConfig`` (batch size, ``n_critic``, ``lambda_q``,
+        ``lambda_s``).
+
+    Returns:
+      FLOPs of one step.
+    """
+    f = forward
+    critic = f["extractor"] + f["interpolator"] + 2 * 3 * f["critic"] + 5 * f["critic"]
+    generator = 2 * 3 * (f["extractor"] + f["interpolator"] + f["decoder"]) + 2 * f["critic"]
+    if config.lambda_q > 0:
+        generator += 2 * f["encoder"] + 3 * f["extractor"] + 2 * 3 * f["regularizer"]
+    siamese = 0
+    if config.lambda_s > 0:
+        generator += 3 * f["siamese"] + 2 * f["siamese"]
+        siamese = 8 * 3 * f["siamese"]
+    per_pair = 4 * f["encoder"] + config.n_critic * critic + generator + siamese
+    return config.batch_size * per_pair
+
+
+def neutralizer_step_flops(forward: dict[str, int], batch_size: int) -> tuple[int, int]:
+    """FLOPs of ``NeutralizerTrainer``'s critic step and generator step.
+
+    Critic step: G once without tape (1), the critic on real and fake images
+    (3 each) and the gradient penalty (5). Generator step: G on the images
+    and on its own output for the cycle (3 each: trained, and the second pass
+    also carries the gradient back to the first), the critic on the fake (2).
+
+    Returns:
+      (critic step, generator step) FLOPs for ``batch_size`` images.
+    """
+    g, c = forward["neutralizer"], forward["neutralizer_critic"]
+    return batch_size * (g + 2 * 3 * c + 5 * c), batch_size * (2 * 3 * g + 2 * c)
+
+
+def autoencoder_step_flops(forward: dict[str, int], batch_size: int, train_encoder: bool) -> int:
+    """FLOPs of one ``AutoencoderTrainer.autoencoder_step``.
+
+    E(I), Dec(z) and E(Dec(z)) run forward (E twice, Dec once). The decoder's
+    gradient of the total loss passes back through E(Dec(z)) (1 E) and trains
+    Dec (2 Dec). A trained encoder's gradient of the pixel loss is a second
+    backward pass: through Dec to its input (1 Dec), then E's weights (2 E).
+
+    Returns:
+      FLOPs for ``batch_size`` images.
+    """
+    e, dec = forward["encoder"], forward["decoder"]
+    per_image = 3 * e + 3 * dec
+    if train_encoder:
+        per_image += 2 * e + dec
+    return batch_size * per_image
+
+
+@dataclasses.dataclass
+class StepTiming:
+    """Wall time of repeated calls of one training step, and its FLOPs.
+
+    Attributes:
+      seconds: Wall time of each timed call.
+      flops: FLOPs of one call, from ``forward_flops`` and the step's
+        structure (``leed_step_flops`` and the like).
+      traced_flops: ``graph_flops`` of the traced step functions: what the
+        graphs really run, a check of ``flops``.
+    """
+
+    seconds: list[float]
+    flops: int
+    traced_flops: int
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.seconds))
+
+    @property
+    def gflops_per_second(self) -> float:
+        return self.flops / self.median / 1e9
+
+
+def time_calls(function: Callable[[], object], steps: int, warmup: int) -> list[float]:
+    """Wall time of each of ``steps`` calls of ``function`` after ``warmup`` calls.
+
+    The first warm-up call traces the ``tf.function``s; results are fetched
+    to the host inside the timing.
+    """
+    for _ in range(warmup):
+        _fetch(function())
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        _fetch(function())
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _random_faces(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
+    return rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+def measure_leed_step(config, steps: int, warmup: int, seed: int = 0) -> StepTiming:
+    """Times ``LeedTrainer.train_step`` on one fixed batch of random faces.
+
+    Args:
+      config: A ``Config``; its ``leed`` settings give the batch size and
+        the step's structure, its ``model`` the networks' width.
+      steps: Timed steps.
+      warmup: Untimed steps first (at least 1: the first call traces).
+      seed: Seed of the faces.
+
+    Returns:
+      The timing; nothing is written (no checkpoint, no summaries).
+    """
+    from leed_tf.model import LeedNetworks
+    from leed_tf.training.stages import LeedTrainer, ValidationBatch
+
+    c = config.leed
+    rng = np.random.default_rng(seed)
+    size = config.model.image_size
+    faces = [_random_faces(rng, c.batch_size, size) for _ in range(4)]
+    batch = {key: pipeline.to_unit(tf.constant(images)) for key, images in
+             zip(("input", "input_neutral", "reference", "reference_neutral"), faces)}
+    nets = LeedNetworks(config.model)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = LeedTrainer(config, run_dir, nets, faces[0], faces[1], ValidationBatch(*faces))
+        seconds = time_calls(lambda: trainer.train_step(batch), steps, max(1, warmup))
+        # The graphs train_step ran, in its order.
+        codes = trainer.encode_real(batch)
+        traced = [trainer.encode_real.get_concrete_function(batch)]
+        traced += [trainer.critic_step.get_concrete_function(codes)] * c.n_critic
+        traced.append(trainer.generator_step.get_concrete_function(batch, codes))
+        if c.lambda_s > 0:
+            traced.append(trainer.siamese_step.get_concrete_function(batch))
+    return StepTiming(seconds, leed_step_flops(forward_flops(nets), c),
+                      sum(graph_flops(f.graph) for f in traced))
+
+
+def measure_neutralizer_steps(config, steps: int, warmup: int, seed: int = 0
+                              ) -> tuple[StepTiming, StepTiming]:
+    """Times ``NeutralizerTrainer``'s critic step and generator step apart.
+
+    Returns:
+      (critic step, generator step) timings at ``config.neutralizer.batch_size``.
+    """
+    from leed_tf.model import LeedNetworks
+    from leed_tf.training.stages import NeutralizerTrainer, ValidationBatch
+
+    rng = np.random.default_rng(seed)
+    batch_size = config.neutralizer.batch_size
+    faces = _random_faces(rng, batch_size, config.model.image_size)
+    labels = rng.integers(0, config.model.num_expressions, batch_size).astype(np.int32)
+    images, label_tensor = pipeline.to_unit(tf.constant(faces)), tf.constant(labels)
+    nets = LeedNetworks(config.model)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = NeutralizerTrainer(config, run_dir, nets, faces, labels,
+                                     ValidationBatch(faces, faces, faces, faces))
+        timed = []
+        for step in (trainer.critic_step, trainer.generator_step):
+            seconds = time_calls(lambda step=step: step(images, label_tensor), steps,
+                                 max(1, warmup))
+            traced = step.get_concrete_function(images, label_tensor)
+            timed.append((seconds, graph_flops(traced.graph)))
+    (critic_seconds, critic_traced), (generator_seconds, generator_traced) = timed
+    critic_flops, generator_flops = neutralizer_step_flops(forward_flops(nets), batch_size)
+    return (StepTiming(critic_seconds, critic_flops, critic_traced),
+            StepTiming(generator_seconds, generator_flops, generator_traced))
+
+
+def measure_autoencoder_step(config, steps: int, warmup: int, train_encoder: bool = True,
+                             seed: int = 0) -> StepTiming:
+    """Times ``AutoencoderTrainer.autoencoder_step`` at ``config.autoencoder.batch_size``.
+
+    Args:
+      train_encoder: Whether the encoder trains (it does unless ImageNet
+        weights were loaded, which needs width 1).
+    """
+    from leed_tf.model import LeedNetworks
+    from leed_tf.training.stages import AutoencoderTrainer, ValidationBatch
+
+    rng = np.random.default_rng(seed)
+    batch_size = config.autoencoder.batch_size
+    faces = _random_faces(rng, batch_size, config.model.image_size)
+    images = pipeline.to_unit(tf.constant(faces))
+    nets = LeedNetworks(config.model)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = AutoencoderTrainer(config, run_dir, nets, faces,
+                                     ValidationBatch(faces, faces, faces, faces), train_encoder)
+        seconds = time_calls(lambda: trainer.autoencoder_step(images), steps, max(1, warmup))
+        traced = graph_flops(trainer.autoencoder_step.get_concrete_function(images).graph)
+    counted = autoencoder_step_flops(forward_flops(nets), batch_size, train_encoder)
+    return StepTiming(seconds, counted, traced)
+
+
+def _load_row(when: str) -> Measurement:
+    one, five, fifteen = os.getloadavg()
+    return Measurement(f"load average, 1 min, {when}", one, "",
+                       f"5 min {five:.1f}, 15 min {fifteen:.1f}; {os.cpu_count()} cores")
+
+
+def _step_rows(what: str, timing: StepTiming, peak: float, warmup: int) -> list[Measurement]:
+    """Time, GFLOP, GFLOP/s and % of the matmul peak of one step."""
+    seconds = sorted(timing.seconds)
+    scale, unit = (1, "s/step") if timing.median >= 10 else (1000, "ms/step")
+    return [
+        Measurement(f"{what}: time", timing.median * scale, unit,
+                    f"median of {len(seconds)} after {warmup} warm-up; "
+                    f"range {seconds[0]:.3g}-{seconds[-1]:.3g} s"),
+        Measurement(f"{what}: work", timing.flops / 1e9, "GFLOP",
+                    f"conv + matmul; traced graphs: {timing.traced_flops / 1e9:.1f} GFLOP"),
+        Measurement(f"{what}: achieved", timing.gflops_per_second, "GFLOP/s",
+                    f"{100 * timing.gflops_per_second / peak:.1f}% of matmul peak"),
+    ]
+
+
+def benchmark_train(batch_size: int = 24, steps: int = _SYNTHETIC_MAX_STEPS,
+                    warmup: int = _SYNTHETIC_MAX_WARMUP, full_width: bool = True, seed: int = 0,
+                    **unused) -> list[Measurement]:
+    """Training step cost: seconds, FLOPs and achieved GFLOP/s.
+
+    Times ``LeedTrainer.train_step`` (encode + critic + generator + siamese)
+    on a fixed batch of random ``uint8`` faces at full width (the paper's
+    tables) and at ``synthetic_defaults()``, and, as context, the
+    neutralizer's critic and generator steps and the auto-encoder step at
+    ``synthetic_defaults()`` (their own batch sizes). FLOPs are counted by
+    ``leed_step_flops`` and the like, and checked against the traced graphs.
+
+    Args:
+      batch_size: Pairs per LEED step.
+      steps: Timed steps per row, at most 3 at full width and 20 otherwise.
+      warmup: Untimed steps first, at most 1 at full width and 3 otherwise.
+      full_width: Also measure the full-width LEED step (the slow part).
+      seed: Seed of the faces.
+      **unused: Settings of other benchmarks, ignored.
+
+    Returns:
+      The table's rows.
+    """
+    del unused
+    import gc
+
+    from leed_tf.config import ModelConfig, synthetic_defaults
+
+    # The peak is measured before and after the steps and the higher kept:
+    # on a shared machine a burst of other work can halve a 1-second probe.
+    start_load, start_peak = _load_row("at start"), measure_matmul_gflops()
+    synthetic = synthetic_defaults()
+    synthetic.leed.batch_size = batch_size
+    small_steps, small_warmup = min(steps, _SYNTHETIC_MAX_STEPS), min(warmup, _SYNTHETIC_MAX_WARMUP)
+    leed = []
+    if full_width:
+        config = synthetic_defaults()
+        config.model = ModelConfig(width=1.0)
+        config.leed.batch_size = batch_size
+        big_steps = min(steps, _FULL_WIDTH_MAX_STEPS)
+        big_warmup = max(1, min(warmup, _FULL_WIDTH_MAX_WARMUP))
+        leed.append((1.0, measure_leed_step(config, big_steps, big_warmup, seed), big_warmup))
+        gc.collect()  # The full-width networks' memory, before the next measurement.
+    timing = measure_leed_step(synthetic, small_steps, small_warmup, seed)
+    leed.append((synthetic.model.width, timing, small_warmup))
+    critic, generator = measure_neutralizer_steps(synthetic, small_steps, small_warmup, seed)
+    autoencoder = measure_autoencoder_step(synthetic, small_steps, small_warmup, seed=seed)
+    end_peak, end_load = measure_matmul_gflops(), _load_row("at end")
+    peak = max(start_peak, end_peak)
+
+    rows = [start_load, end_load,
+            Measurement("matmul 2048x2048 float32 (machine peak)", peak, "GFLOP/s",
+                        f"higher of {start_peak:.1f} before and {end_peak:.1f} after the steps")]
+    for width, timing, warmup_steps in leed:
+        rows += _step_rows(f"LEED train_step, width {width}, batch {batch_size}", timing, peak,
+                           warmup_steps)
+    n_critic = synthetic.neutralizer.n_critic
+    both = critic.median + generator.median
+    rate = (critic.flops + generator.flops) / both / 1e9
+    rows.append(Measurement(
+        f"neutralizer critic_step + generator_step, width {synthetic.model.width}, "
+        f"batch {synthetic.neutralizer.batch_size}", both * 1000, "ms/step",
+        f"critic {critic.median * 1000:.0f} + generator {generator.median * 1000:.0f} ms, "
+        f"{(critic.flops + generator.flops) / 1e9:.1f} GFLOP (traced "
+        f"{(critic.traced_flops + generator.traced_flops) / 1e9:.1f}), {rate:.1f} GFLOP/s = "
+        f"{100 * rate / peak:.0f}% of peak; mean train_step "
+        f"{(critic.median + generator.median / n_critic) * 1000:.0f} ms (generator every "
+        f"{n_critic}th)"))
+    rows.append(Measurement(
+        f"autoencoder_step (encoder trained), width {synthetic.model.width}, "
+        f"batch {synthetic.autoencoder.batch_size}", autoencoder.median * 1000, "ms/step",
+        f"{autoencoder.flops / 1e9:.1f} GFLOP (traced {autoencoder.traced_flops / 1e9:.1f}), "
+        f"{autoencoder.gflops_per_second:.1f} GFLOP/s = "
+        f"{100 * autoencoder.gflops_per_second / peak:.0f}% of peak"))
+    return rows
+
+
+# -- Inference ----------------------------------------------------------------
+
+# A full-width edit takes seconds on a 2-core CPU and a batch of 32 about a
+# minute, so the command line's default of 200 timed calls is capped.
+_INFER_MAX_CALLS = {0.125: 30, 1.0: 5}
+_INFER_MAX_BATCH_CALLS = {0.125: 5, 1.0: 2}
+
+
+def _median_seconds(function: Callable[[], object], calls: int, warmup: int) -> list[float]:
+    """Sorted wall times of ``calls`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        _fetch(function())
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        _fetch(function())
+        times.append(time.perf_counter() - start)
+    return sorted(times)
+
+
+def benchmark_infer(steps: int = 30, warmup: int = 2, widths: tuple = (0.125, 1.0), batch: int = 32,
+                    seed: int = 0, **unused) -> list[Measurement]:
+    """Inference cost of the exported SavedModel (``leed_tf.export``).
+
+    For each width, networks with random weights (the cost does not depend on
+    them) are exported with ``export_networks`` to a temporary folder and
+    loaded back with ``tf.saved_model.load``, as TF Serving would. Measured:
+    one edit through ``edit_tensor`` (float images; G_neu twice, E three
+    times, X, I, Dec once), one edit through ``serving_default`` from a
+    681 x 1024 JPEG pair to PNG bytes (decoding, crop and resize in the
+    graph), and a batch of ``batch`` edits through ``edit_tensor``.
+
+    Args:
+      steps: Timed calls per row (capped: 30 single edits and 5 batches at
+        width 0.125, 5 and 2 at width 1).
+      warmup: Untimed calls first (at most 2; at least 1).
+      widths: Network widths.
+      batch: Edits per batch.
+      seed: Seed of the weights and pictures.
+      **unused: Settings of other benchmarks, ignored.
+
+    Returns:
+      The table's rows.
+    """
+    del unused
+    import gc
+    import io
+
+    import keras
+    from PIL import Image
+
+    from leed_tf.config import ModelConfig
+    from leed_tf.export import LeedServingModule, export_networks
+    from leed_tf.model import LeedNetworks
+
+    rows = [_load_row("at start"), Measurement("matmul 2048x2048 float32 (machine peak, for context)",
+                                               measure_matmul_gflops(), "GFLOP/s")]
+    rng = np.random.default_rng(seed)
+    faces = tf.constant(rng.uniform(0.0, 1.0, (batch, 128, 128, 3)).astype(np.float32))
+    with tempfile.TemporaryDirectory() as directory:
+        jpegs = [open(p, "rb").read() for p in _write_portraits(directory, 2, seed)]
+    warmup = max(1, min(warmup, 2))
+    for width in widths:
+        keras.utils.set_random_seed(seed)
+        nets = LeedNetworks(ModelConfig(width=width))
+        calls = max(1, min(steps, _INFER_MAX_CALLS.get(width, 5)))
+        batch_calls = max(1, min(steps, _INFER_MAX_BATCH_CALLS.get(width, 2)))
+        try:
+            spec = tf.TensorSpec([1, 128, 128, 3], tf.float32)
+            module = LeedServingModule(nets)
+            flops = function_flops(lambda a, b, i: module._edit_tensor(a, b, i), spec, spec,
+                                   tf.TensorSpec([1], tf.float32))
+        except ValueError:  # A graph whose FLOPs cannot be counted.
+            flops = None
+        with tempfile.TemporaryDirectory() as directory:
+            start = time.perf_counter()
+            path = export_networks(nets, directory, source=f"random weights, width {width}")
+            exported = time.perf_counter() - start
+            start = time.perf_counter()
+            model = tf.saved_model.load(path)
+            loaded = time.perf_counter() - start
+            size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+        edit = model.signatures["edit_tensor"]
+        one = _median_seconds(lambda: edit(input_image=faces[:1], reference_image=faces[1:2],
+                                           intensity=tf.constant([1.0])), calls, warmup)
+        serve = model.signatures["serving_default"]
+        served = _median_seconds(lambda: serve(input_image=tf.constant(jpegs[:1]),
+                                               reference_image=tf.constant(jpegs[1:]),
+                                               intensity=tf.constant([1.0])), calls, warmup)
+        many = _median_seconds(lambda: edit(input_image=faces, reference_image=faces[::-1],
+                                            intensity=tf.ones([batch])), batch_calls, 1)
+        png = serve(input_image=tf.constant(jpegs[:1]), reference_image=tf.constant(jpegs[1:]),
+                    intensity=tf.constant([1.0]))["output_png_bytes"].numpy()[0]
+        assert Image.open(io.BytesIO(png)).size == (128, 128)
+        median, batch_median = one[len(one) // 2], many[len(many) // 2]
+        rows += [
+            Measurement(f"width {width}: export + tf.saved_model.load", exported + loaded, "s",
+                        f"export {exported:.1f} s, load {loaded:.1f} s, {size / 2**20:.1f} MB on disk"),
+            Measurement(f"width {width}: edit_tensor, 1 edit, latency", median * 1000, "ms",
+                        f"median of {calls}, range {one[0] * 1000:.0f}-{one[-1] * 1000:.0f} ms"
+                        + (f"; {flops / 1e9:.2f} GFLOP = {flops / median / 1e9:.0f} GFLOP/s"
+                           if flops else "")),
+            Measurement(f"width {width}: serving_default, 681x1024 JPEGs -> PNG, latency",
+                        served[len(served) // 2] * 1000, "ms",
+                        f"median of {calls}, range {served[0] * 1000:.0f}-{served[-1] * 1000:.0f} ms"),
+            Measurement(f"width {width}: edit_tensor, batch of {batch}, throughput", batch / batch_median,
+                        "images/s", f"{batch_median:.2f} s per batch, median of {batch_calls}"),
+        ]
+        del model, module, nets
+        gc.collect()
+    rows.append(_load_row("at end"))
+    return rows
+
+
 BENCHMARKS: dict[str, Callable[..., list[Measurement]]] = {
     "data": benchmark_data,
+    "train": benchmark_train,
+    "infer": benchmark_infer,
 }
 
 

@@ -15,6 +15,7 @@ def tiny_config():
     config = synthetic_defaults()
     config.data.synthetic_subjects = 4          # 3 for training, 1 held out
     config.data.synthetic_poses = (0.0,)
+    config.data.neutral_source = "stargan"     # exercise all three stages
     for stage in (config.neutralizer, config.autoencoder, config.leed):
         stage.epochs, stage.batch_size = 1, 8
     config.leed.decay_epochs = 1

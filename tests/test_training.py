@@ -81,6 +81,15 @@ def test_autoencoder_loss_falls_and_encoder_frozen_with_imagenet(setup, tmp_path
     assert not changed(encoder_before, nets.encoder)
 
 
+def test_autoencoder_trains_the_encoder_without_imagenet_weights(setup, tmp_path):
+    config, images, _, _, validation = setup
+    nets = LeedNetworks(config.model)
+    encoder, decoder = weights(nets.encoder), weights(nets.decoder)
+    trainer = AutoencoderTrainer(config, str(tmp_path), nets, images, validation, train_encoder=True)
+    trainer.fit(max_steps=1)
+    assert changed(encoder, nets.encoder) and changed(decoder, nets.decoder)
+
+
 def test_leed_step_changes_trained_networks_not_frozen_ones(setup, tmp_path):
     config, images, neutrals, _, validation = setup
     nets = LeedNetworks(config.model)

@@ -186,15 +186,16 @@ class AutoencoderTrainer(StageTrainer):
             code = self.nets.encoder(images, training=True)
             reconstruction = self.nets.decoder(code, training=True)
             pixel = losses.l1_loss(reconstruction, images)
+            weighted_pixel = c.lambda_pixel * pixel
             target = tf.stop_gradient(code)
             # Relative error, so the loss cannot fall by shrinking the features.
             feature = losses.l2_loss(self.nets.encoder(reconstruction, training=True), target) / (
                 tf.reduce_mean(tf.square(target)) + 1e-8)
-            total = c.lambda_pixel * pixel + c.lambda_feature * feature
+            total = weighted_pixel + c.lambda_feature * feature
         # The feature term trains the decoder only: an encoder learning from
         # scratch would otherwise learn to ignore what the decoder gets wrong.
         decoder_grads = tape.gradient(total, self.decoder_vars)
-        encoder_grads = tape.gradient(c.lambda_pixel * pixel, self.encoder_vars) if self.encoder_vars else []
+        encoder_grads = tape.gradient(weighted_pixel, self.encoder_vars) if self.encoder_vars else []
         del tape
         grads = list(encoder_grads) + list(decoder_grads)
         self.opt.apply(grads, self.vars)
