@@ -23,5 +23,6 @@ setup(
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
         "test": ["pytest>=8", "hypothesis>=6.100"],
         "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.5"],
+        "face": ["opencv-python-headless<5"],
     },
 )

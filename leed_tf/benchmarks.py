@@ -764,9 +764,9 @@ def benchmark_infer(steps: int = 30, warmup: int = 2, widths: tuple = (0.125, 1.
         nets = LeedNetworks(ModelConfig(width=width))
         calls = max(1, min(steps, _INFER_MAX_CALLS.get(width, 5)))
         batch_calls = max(1, min(steps, _INFER_MAX_BATCH_CALLS.get(width, 2)))
+        module = LeedServingModule(nets)
+        spec = tf.TensorSpec([1, 128, 128, 3], tf.float32)
         try:
-            spec = tf.TensorSpec([1, 128, 128, 3], tf.float32)
-            module = LeedServingModule(nets)
             flops = function_flops(lambda a, b, i: module._edit_tensor(a, b, i), spec, spec,
                                    tf.TensorSpec([1], tf.float32))
         except ValueError:  # A graph whose FLOPs cannot be counted.
@@ -805,7 +805,7 @@ def benchmark_infer(steps: int = 30, warmup: int = 2, widths: tuple = (0.125, 1.
             Measurement(f"width {width}: edit_tensor, batch of {batch}, throughput", batch / batch_median,
                         "images/s", f"{batch_median:.2f} s per batch, median of {batch_calls}"),
         ]
-        del model, module, nets
+        model = module = nets = None  # Free the full-width networks before the next width.
         gc.collect()
     rows.append(_load_row("at end"))
     return rows

@@ -170,26 +170,52 @@ def variables_by_path(model: keras.Model) -> dict:
     return {v.path.split("/", 1)[-1].replace("/", "."): v for v in model.weights}
 
 
-def restore_stage(nets: LeedNetworks, run_dir: str, stage: str) -> str:
-    """Restores the networks of ``stage`` from its newest checkpoint, for
-    inference (optimizer state is ignored).
+def restore_stage(nets: LeedNetworks, run_dir: str, stage: str, names=None) -> str:
+    """Restores networks of ``stage`` from its newest readable checkpoint, for
+    inference (optimizer state and unnamed networks stay behind).
+
+    Every variable of the named networks must come from the checkpoint: one
+    left at its random initial value would fail silently. A damaged newest
+    checkpoint is reported and an older one tried.
+
+    Args:
+      nets: The networks to fill.
+      run_dir: The run folder.
+      stage: ``neutralizer``, ``autoencoder`` or ``leed``.
+      names: Networks to restore; default every network of the stage.
 
     Returns:
       The checkpoint path.
 
     Raises:
-      FileNotFoundError: naming the stage and folder when there is none.
+      FileNotFoundError: naming the stage and folder when no checkpoint of it
+        holds the networks.
     """
     import os
 
-    folder = os.path.join(run_dir, stage, "checkpoints")
-    path = tf.train.latest_checkpoint(folder)
-    if path is None:
-        raise FileNotFoundError(f"No checkpoint of stage {stage!r} in {folder}; train it first "
-                                f"(python scripts/train.py --run_dir={run_dir} --stages={stage}).")
-    objects = {name: variables_by_path(getattr(nets, name)) for name in STAGE_NETWORKS[stage]}
-    tf.train.Checkpoint(**objects).restore(path).expect_partial()
-    return path
+    from absl import logging
+
+    directory = os.path.join(run_dir, stage, "checkpoints")
+    state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
+    paths = list(state.all_model_checkpoint_paths) if state else []
+    if not paths:
+        raise FileNotFoundError(f"No checkpoint of stage {stage!r} in {directory}; train it first: "
+                                f"python scripts/train.py --run_dir={run_dir} --stages={stage}")
+    objects = {name: variables_by_path(getattr(nets, name)) for name in (names or STAGE_NETWORKS[stage])}
+    errors = []
+    for path in reversed(paths):
+        try:
+            status = tf.train.Checkpoint(**objects).restore(path)
+            status.expect_partial()
+            status.assert_existing_objects_matched()
+            return path
+        except (tf.errors.OpError, ValueError, AssertionError) as e:
+            errors.append(f"{os.path.basename(path)}: {str(e).splitlines()[0]}")
+            logging.warning("Checkpoint %s of stage %s cannot be read (%s); trying an older one.",
+                            path, stage, errors[-1])
+    raise FileNotFoundError(f"No checkpoint of stage {stage!r} in {directory} holds the weights of "
+                            f"{', '.join(objects)} (a damaged file, or one written before networks were "
+                            f"checkpointed by variable path?): {'; '.join(errors)}")
 
 
 def trainable(*models: keras.Model) -> list:

@@ -69,11 +69,11 @@ def test_neutralizer_step_changes_only_stargan(setup, tmp_path):
 def test_autoencoder_loss_falls_and_encoder_frozen_with_imagenet(setup, tmp_path):
     config, images, _, _, validation = setup
     config.autoencoder.learning_rate = 1e-3
+    config.autoencoder.epochs = 60  # one batch per epoch; the lr decays over the last 30
     config.data.flip, config.data.max_shift = False, 0
     nets = LeedNetworks(config.model)
     encoder_before = weights(nets.encoder)
     trainer = AutoencoderTrainer(config, str(tmp_path), nets, images[:BATCH], validation, train_encoder=False)
-    trainer.steps_per_epoch, trainer.total_steps = 1, 30
     first = float(trainer.autoencoder_step(tf.constant(images[:BATCH], tf.float32) / 127.5 - 1)["pixel"])
     summary = trainer.fit(max_steps=30)
     assert np.isfinite(summary["losses"]["pixel"])

@@ -1,0 +1,667 @@
+"""Expression editing with a trained LEED model (DESIGN.md section 3).
+
+``Editor`` is one Python API over either a run folder (``from_run_dir``:
+config and stage checkpoints) or an exported SavedModel
+(``from_saved_model``); both run the graph of ``leed_tf.export.LeedServingModule``,
+so they give the same pixels::
+
+    editor = Editor.from_run_dir("runs/synthetic")
+    out = editor.edit("me.jpg", "smiling_friend.jpg")          # uint8 [128, 128, 3]
+    out = editor.edit("me.jpg", expression="surprised", intensity=0.5)
+    strip = editor.interpolate("me.jpg", "happy", "sad", t=[0, 0.5, 1])
+
+Images go in as file paths, encoded bytes, PIL images, ``uint8`` arrays or
+float arrays in [0, 1], one or a list (or a ``[B, H, W, 3]`` array); a batch
+in gives a batch out, one image in gives one image out (``uint8`` by default;
+``output="float"`` for [0, 1] floats, ``"pil"`` for PIL images). Faces are
+cropped as the training faces were (``decode_image``: EXIF orientation, any
+pixel format): the RaFD face box for RaFD models, otherwise the centred
+square; an image that already is 128 x 128 is taken as a face crop and used
+as it is. ``detect_face=True`` crops around the face found by OpenCV's Haar
+cascade instead (``pip install 'opencv-python-headless<5'``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageOps
+
+from leed_tf import export
+from leed_tf.config import Config
+from leed_tf.data.images import BadImageError, decode_image
+from leed_tf.expression_bank import BANK_FILE, ExpressionBank
+
+CROPS = ("dataset", "center")
+OUTPUTS = ("uint8", "float", "pil")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+# Haar boxes cover brows to chin; the training crops also hold hair and neck.
+FACE_SCALE = 2.0
+FACE_SHIFT = 0.1
+_RANGE_TOLERANCE = 1e-3
+_OPENCV_HINT = ("Face detection needs OpenCV: pip install 'opencv-python-headless<5' "
+                "(or pip install -e '.[face]').")
+
+
+class Editor:
+    """Reference-, label- and code-driven expression edits, batched.
+
+    Args:
+      model: A ``LeedServingModule`` (in memory) or a loaded SavedModel.
+      metadata: The export's ``leed_export.json`` (read from ``model`` when
+        it is a ``LeedServingModule``).
+      config: The run's config, if known.
+      bank: Expression bank for ``expression=`` edits (default: the one in
+        ``model``).
+      crop: ``dataset`` (the data set's face box, the default) or ``center``
+        (the centred square).
+      detect_face: Crop around the largest face OpenCV finds.
+      face_scale: Side of the face-detection crop over the detected box's.
+      batch_size: Images per call of the graph.
+    """
+
+    def __init__(self, model, *, metadata: dict | None = None, config: Config | None = None,
+                 bank: ExpressionBank | None = None, crop: str = "dataset", detect_face: bool = False,
+                 face_scale: float = FACE_SCALE, batch_size: int = 16):
+        if crop not in CROPS:
+            raise ValueError(f"crop must be one of {CROPS}, got {crop!r}.")
+        self._live = isinstance(model, export.LeedServingModule)
+        self.model = model
+        self.metadata = model.metadata() if self._live else dict(metadata or {})
+        self.config = config
+        self.image_size = int(self.metadata["image_size"])
+        self.code_shape = tuple(self.metadata["code_shape"])
+        self.has_neutralizer = bool(self.metadata["has_neutralizer"])
+        self.box = tuple(self.metadata["face_box"]) if self.metadata.get("face_box") else None
+        self.output_form = self.metadata.get("output_form", "decoded")
+        self._arguments = {name: tuple(args) for name, args in self.metadata["signatures"].items()}
+        if bank is None:
+            bank = model.bank if self._live else ExpressionBank(
+                tuple(n.decode() for n in model.expression_names.numpy()),
+                model.expression_codes.numpy(), np.zeros(len(model.expression_names.numpy()), np.int64),
+                "embedded in the SavedModel")
+        if bank.code_shape != self.code_shape and len(bank):
+            raise ValueError(f"The expression bank holds codes of shape {bank.code_shape}, but this "
+                             f"model's codes are {self.code_shape}; build the bank with this model.")
+        self.bank = bank
+        self.crop, self.detect_face, self.face_scale = crop, detect_face, face_scale
+        self.batch_size = max(1, int(batch_size))
+
+    # -- construction -------------------------------------------------------
+    @classmethod
+    def from_run_dir(cls, run_dir: str, *, expression_bank=None, output_form: str = "decoded",
+                     **options) -> "Editor":
+        """An editor over a run folder's latest checkpoints.
+
+        Args:
+          run_dir: The run folder.
+          expression_bank: A bank or its ``.npz`` (default:
+            ``<run_dir>/expression_bank.npz`` if present).
+          output_form: ``decoded`` (the paper's ``Dec(z_out)``) or
+            ``residual`` (``I_in + Dec(z_out) - Dec(z_self)``; see
+            ``leed_tf.export.LeedServingModule``).
+          **options: ``crop``, ``detect_face``, ``face_scale``, ``batch_size``.
+
+        Raises:
+          FileNotFoundError: no config or a stage without checkpoint.
+        """
+        restored = export.restore_networks(run_dir)
+        default = os.path.join(run_dir, BANK_FILE)
+        bank = _as_bank(expression_bank if expression_bank is not None else
+                        (default if os.path.exists(default) else None))
+        module = export.LeedServingModule(restored.nets, has_neutralizer=restored.has_neutralizer,
+                                          box=export.face_box(restored.config), bank=bank,
+                                          output_form=output_form)
+        return cls(module, config=restored.config, **options)
+
+    @classmethod
+    def from_saved_model(cls, path: str, *, expression_bank=None, **options) -> "Editor":
+        """An editor over an export (a version folder, or the model folder
+        holding numbered versions: the highest is used).
+
+        Raises:
+          FileNotFoundError: no SavedModel there.
+          ValueError: a SavedModel that is not a leed_tf export.
+        """
+        path = export.latest_version_dir(path)
+        meta_path = os.path.join(path, "assets", export.METADATA_ASSET)
+        if not os.path.exists(meta_path):
+            raise ValueError(f"{path} is not a leed_tf export (no assets/{export.METADATA_ASSET}).")
+        with open(meta_path) as f:
+            metadata = json.load(f)
+        config_path = os.path.join(path, "assets", export.CONFIG_ASSET)
+        config = Config.load(config_path) if os.path.exists(config_path) else None
+        return cls(tf.saved_model.load(path), metadata=metadata, config=config,
+                   bank=_as_bank(expression_bank), **options)
+
+    # -- edits --------------------------------------------------------------
+    @property
+    def expression_names(self) -> tuple[str, ...]:
+        return self.bank.names
+
+    def edit(self, input, reference=None, *, expression=None, intensity=1.0, input_neutral=None,
+             reference_neutral=None, output: str = "uint8"):
+        """The input face(s) with the reference's (or a named) expression.
+
+        Args:
+          input: Image(s) to edit.
+          reference: Image(s) whose expression is copied (one for all inputs,
+            or one per input); or None with ``expression``.
+          expression: An expression name of the bank (or one per input).
+          intensity: 1 = the reference's expression, 0 = neutral, > 1
+            exaggerates; a number or one per image.
+          input_neutral: The inputs' real neutral faces, needed (only) by
+            models without a neutralizer.
+          reference_neutral: The references' real neutral faces, likewise.
+          output: ``uint8``, ``float`` ([0, 1]) or ``pil``.
+
+        Returns:
+          One image, or a batch if any image argument was a batch.
+        """
+        if (reference is None) == (expression is None):
+            raise ValueError("Give exactly one of reference (an image) or expression (a name of the "
+                             f"bank: {', '.join(self.bank.names) or 'the bank is empty'}).")
+        images, single = self.load_images(input)
+        neutrals = self._neutrals(input_neutral, "input_neutral")
+        if expression is not None:
+            names = [expression] if isinstance(expression, str) else list(expression)
+            codes = self.bank.codes_for(names)
+            return self.edit_with_code(images[0] if single else images, codes[0] if len(names) == 1 else codes,
+                                       intensity=intensity, input_neutral=neutrals, output=output)
+        references, reference_single = self.load_images(reference)
+        reference_neutrals = self._neutrals(reference_neutral, "reference_neutral")
+        if not self.has_neutralizer:
+            self._require(neutrals, "input_neutral")
+            self._require(reference_neutrals, "reference_neutral")
+        batch = _common_batch(("input", len(images)), ("reference", len(references)))
+        result = self.edit_batch(_repeat(images, batch), _repeat(references, batch), intensity,
+                                 input_neutrals=None if neutrals is None else _repeat(neutrals, batch),
+                                 reference_neutrals=None if reference_neutrals is None
+                                 else _repeat(reference_neutrals, batch))
+        return _format(result, single and reference_single, output)
+
+    def edit_batch(self, images, references, intensity=1.0, *, input_neutrals=None,
+                   reference_neutrals=None) -> np.ndarray:
+        """The float batch API: ``float32 [B, S, S, 3]`` in [0, 1] in and out.
+
+        Args:
+          images: Input faces, already S x S crops.
+          references: One reference per input.
+          intensity: A number or ``[B]``.
+          input_neutrals: Real neutral faces (models without neutralizer).
+          reference_neutrals: Likewise for the references.
+        """
+        images, references = np.asarray(images, np.float32), np.asarray(references, np.float32)
+        inputs = {"input_image": images, "reference_image": references,
+                  "intensity": _intensities(intensity, len(images))}
+        if not self.has_neutralizer:
+            inputs["input_neutral"] = self._require(input_neutrals, "input_neutrals")
+            inputs["reference_neutral"] = self._require(reference_neutrals, "reference_neutrals")
+        else:
+            self._refuse(input_neutrals, "input_neutrals")
+            self._refuse(reference_neutrals, "reference_neutrals")
+        return self._run("edit_tensor", inputs)["output_image"]
+
+    def edit_with_code(self, input, codes, *, intensity=1.0, input_neutral=None, output: str = "uint8"):
+        """The input face(s) with given expression codes ``e``.
+
+        Args:
+          input: Image(s) to edit.
+          codes: ``[h, w, c]`` for every input, or ``[B, h, w, c]``.
+          intensity: A number or one per image.
+          input_neutral: Real neutral faces (models without neutralizer).
+          output: See ``edit``.
+        """
+        images, single = self.load_images(input)
+        codes = np.asarray(codes, np.float32)
+        if codes.shape[-3:] != self.code_shape:
+            raise ValueError(f"Expression codes must end in {self.code_shape}, got {codes.shape}.")
+        code_single = codes.ndim == 3
+        codes = codes.reshape((-1,) + self.code_shape)
+        batch = _common_batch(("input", len(images)), ("codes", len(codes)))
+        inputs = {"input_image": _repeat(images, batch), "expression_code": _repeat(codes, batch),
+                  "intensity": _intensities(intensity, batch)}
+        neutrals = self._neutrals(input_neutral, "input_neutral")
+        if not self.has_neutralizer:
+            inputs["input_neutral"] = _repeat(self._require(neutrals, "input_neutral"), batch)
+        return _format(self._run("edit_with_code", inputs)["output_image"], single and code_single, output)
+
+    def interpolate(self, input, expression_a, expression_b, t=0.5, *, intensity=1.0,
+                    input_neutral=None, output: str = "uint8"):
+        """Edits towards a mix of two expressions' codes, ``(1 - t) e_a + t e_b``.
+
+        Args:
+          input: Image(s) to edit.
+          expression_a: A bank name, an expression code ``[h, w, c]``, or a
+            reference image (models with a neutralizer).
+          expression_b: Likewise.
+          t: Mixing weight, or a sequence of them.
+          intensity: See ``edit``.
+          input_neutral: See ``edit``.
+          output: See ``edit``.
+
+        Returns:
+          For a number ``t``, what ``edit`` returns; for a sequence, those
+          results stacked along a new first axis (one per ``t``).
+        """
+        code_a, code_b = self._endpoint(expression_a), self._endpoint(expression_b)
+        weights = np.asarray(t, np.float32)
+        if not np.all(np.isfinite(weights)):
+            raise ValueError(f"t must be finite, got {t}.")
+        images, single = self.load_images(input)  # Decoded once for every t.
+        neutrals = self._neutrals(input_neutral, "input_neutral")
+        results = [self.edit_with_code(images[0] if single else images, (1.0 - w) * code_a + w * code_b,
+                                       intensity=intensity, input_neutral=neutrals, output=output)
+                   for w in weights.reshape(-1)]
+        if weights.ndim == 0:
+            return results[0]
+        return results if output == "pil" else np.stack(results)
+
+    def neutralize(self, images, output: str = "uint8"):
+        """G_neu's neutral face of each image."""
+        if not self.has_neutralizer:
+            raise ValueError(_NO_NEUTRALIZER + " It cannot make neutral faces.")
+        images, single = self.load_images(images)
+        return _format(self._run("neutralize", {"image": images})["neutral_image"], single, output)
+
+    def expression_codes(self, images, neutrals=None) -> np.ndarray:
+        """``e = X(E(I) - E(N))``, ``float32 [B, h, w, c]`` (``[h, w, c]`` for one image)."""
+        images, single = self.load_images(images)
+        inputs = {"image": images}
+        neutrals = self._neutrals(neutrals, "neutrals")
+        if not self.has_neutralizer:
+            inputs["neutral"] = _repeat(self._require(neutrals, "neutrals"), len(images))
+        else:
+            self._refuse(neutrals, "neutrals")
+        codes = self._run("expression_code", inputs)["expression_code"]
+        return codes[0] if single else codes
+
+    # -- images ---------------------------------------------------------------
+    def load_images(self, images) -> tuple[np.ndarray, bool]:
+        """Face crops ``float32 [B, S, S, 3]`` in [0, 1], and whether one image was given.
+
+        Raises:
+          BadImageError: an unreadable image (naming it).
+          ValueError: an empty list, or an array of an unsupported type or range.
+        """
+        if _is_single(images):
+            return self._load_one(images)[None], True
+        items = list(images.numpy() if tf.is_tensor(images) else images)
+        if not items:
+            raise ValueError("No image given.")
+        return np.stack([self._load_one(item) for item in items]), False
+
+    def _load_one(self, image) -> np.ndarray:
+        s = self.image_size
+        if tf.is_tensor(image):
+            image = image.numpy()
+        if isinstance(image, (str, os.PathLike)):
+            path = os.fspath(image)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                raise BadImageError(path, f"cannot read ({e.strerror or e})") from None
+            return self._decode(data, path)
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            return self._decode(bytes(image), "<bytes>")
+        if isinstance(image, Image.Image):
+            return self._decode(_png_bytes(ImageOps.exif_transpose(image)), "<PIL image>")
+        if isinstance(image, np.ndarray):
+            if np.issubdtype(image.dtype, np.floating):
+                if not np.all(np.isfinite(image)):
+                    raise ValueError("A float image holds NaN or Inf values.")
+                low, high = float(image.min(initial=0.0)), float(image.max(initial=0.0))
+                if low < -_RANGE_TOLERANCE or high > 1.0 + _RANGE_TOLERANCE:
+                    raise ValueError(f"Float images must be in [0, 1]; got values from {low:.3f} to "
+                                     f"{high:.3f} (for [-1, 1] images pass (x + 1) / 2).")
+                if image.shape == (s, s, 3):
+                    return np.clip(image, 0.0, 1.0).astype(np.float32)
+                image = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+            if image.dtype != np.uint8:
+                raise ValueError(f"Image arrays must be uint8 (0-255) or float (0-1), got {image.dtype}.")
+            if image.shape == (s, s, 3):
+                return image.astype(np.float32) / 255.0
+            if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (1, 3, 4)):
+                raise ValueError(f"An image array is [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]; "
+                                 f"got shape {image.shape}.")
+            return self._decode(_png_bytes(Image.fromarray(np.squeeze(image, -1) if image.ndim == 3 and
+                                                           image.shape[-1] == 1 else image)), "<array>")
+        raise TypeError(f"Cannot read an image from a {type(image).__name__}; give a path, bytes, a PIL "
+                        f"image or an array.")
+
+    def _decode(self, data: bytes, name: str) -> np.ndarray:
+        s = self.image_size
+        if self.detect_face:
+            box = detect_face_box(data, name, self.face_scale)
+        else:
+            box = None if self.crop == "center" or _peek_size(data) == (s, s) else self.box
+        return decode_image(data, box, s, name=name).astype(np.float32) / 255.0
+
+    # -- plumbing -------------------------------------------------------------
+    def _run(self, name: str, inputs: dict) -> dict:
+        """Calls signature ``name`` in chunks of ``batch_size``; numpy outputs."""
+        count = len(next(iter(inputs.values())))
+        outputs = []
+        for start in range(0, count, self.batch_size):
+            chunk = {key: tf.constant(value[start:start + self.batch_size]) for key, value in inputs.items()}
+            if self._live:
+                function = getattr(self.model, name)
+                result = function(*[chunk[argument] for argument in self._arguments[name]])
+            else:
+                result = self.model.signatures[name](**chunk)
+            outputs.append({key: value.numpy() for key, value in result.items()})
+        if not outputs:
+            raise ValueError("No image given.")
+        return {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
+
+    def _neutrals(self, neutrals, what):
+        if neutrals is None:
+            return None
+        if self.has_neutralizer:
+            self._refuse(neutrals, what)
+        return self.load_images(neutrals)[0]
+
+    def _require(self, neutrals, what):
+        if neutrals is None:
+            raise ValueError(f"{_NO_NEUTRALIZER} Pass {what}: the real neutral face of each image.")
+        return np.asarray(neutrals, np.float32)
+
+    def _refuse(self, neutrals, what):
+        if neutrals is not None and self.has_neutralizer:
+            raise ValueError(f"This model makes neutral faces with its neutralizer; {what} is not used.")
+
+    def _endpoint(self, expression) -> np.ndarray:
+        """A bank name, a code, or a reference image -> one expression code."""
+        if isinstance(expression, str) and (expression in self.bank or not os.path.exists(expression)):
+            return self.bank.code(expression)
+        if isinstance(expression, np.ndarray) and expression.shape == self.code_shape:
+            return expression.astype(np.float32)
+        if not self.has_neutralizer:
+            raise ValueError(f"{_NO_NEUTRALIZER} Give expression codes (Editor.expression_codes(images, "
+                             f"neutrals)) or bank names instead of reference images.")
+        codes = self.expression_codes(expression)
+        return codes if codes.ndim == 3 else codes.mean(axis=0)
+
+
+_NO_NEUTRALIZER = ("This model was trained with neutral_source=dataset and has no neutralizer.")
+
+
+def _as_bank(bank) -> ExpressionBank | None:
+    if bank is None or isinstance(bank, ExpressionBank):
+        return bank
+    return ExpressionBank.load(bank)
+
+
+def _is_single(images) -> bool:
+    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)):
+        return True
+    if isinstance(images, np.ndarray) or tf.is_tensor(images):
+        return len(images.shape) in (2, 3)
+    return False
+
+
+def _peek_size(data: bytes):
+    """Width and height from the header, or None if PIL cannot tell."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception:  # decode_image reports unreadable data properly.
+        return None
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _common_batch(*named) -> int:
+    sizes = {size for _, size in named if size != 1}
+    if len(sizes) > 1:
+        raise ValueError("Batch sizes differ: " + ", ".join(f"{n} has {s}" for n, s in named)
+                         + " (give one item for all, or one per input).")
+    return sizes.pop() if sizes else 1
+
+
+def _repeat(values: np.ndarray, batch: int) -> np.ndarray:
+    return np.repeat(values, batch, axis=0) if len(values) == 1 and batch > 1 else values
+
+
+def _intensities(intensity, batch: int) -> np.ndarray:
+    values = np.asarray(intensity, np.float32).reshape(-1)
+    if len(values) not in (1, batch):
+        raise ValueError(f"intensity must be one number or one per image ({batch}), got {len(values)}.")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"intensity must be finite, got {intensity}.")
+    return np.broadcast_to(values, (batch,)).copy()
+
+
+def to_uint8(images01) -> np.ndarray:
+    """[0, 1] floats to ``uint8``, rounded (as the export's PNG output)."""
+    return np.rint(np.clip(np.asarray(images01, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _format(images01: np.ndarray, single: bool, output: str):
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+    if output == "float":
+        result = images01.astype(np.float32)
+    else:
+        result = to_uint8(images01)
+        if output == "pil":
+            result = [Image.fromarray(image) for image in result]
+    return result[0] if single else result
+
+
+# ---------------------------------------------------------------- faces
+
+
+def detect_face_box(data: bytes, name: str = "<bytes>", scale: float = FACE_SCALE,
+                    shift: float = FACE_SHIFT) -> tuple[int, int, int, int]:
+    """A square crop around the largest face OpenCV's Haar cascade finds.
+
+    Args:
+      data: The encoded image.
+      name: Its name, for errors.
+      scale: Crop side over the detected box's side (Haar boxes span brows to
+        chin; the training crops include hair and neck).
+      shift: Upward shift of the crop's centre, in detected box heights.
+
+    Returns:
+      ``(top, left, bottom, right)`` in the upright image, for ``decode_image``.
+
+    Raises:
+      ImportError: OpenCV is not installed (with the install command).
+      BadImageError: unreadable image, or no face found.
+    """
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError(_OPENCV_HINT) from None
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            grey = np.asarray(ImageOps.exif_transpose(img).convert("L"))
+    except Exception as e:
+        raise BadImageError(name, f"not a readable image ({type(e).__name__}: {e})") from None
+    height, width = grey.shape
+    factor = max(1.0, max(height, width) / 640.0)  # Detection on at most 640 px is enough.
+    if factor > 1.0:
+        grey = cv2.resize(grey, (round(width / factor), round(height / factor)), interpolation=cv2.INTER_AREA)
+    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
+    faces = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+    if len(faces) == 0:
+        raise BadImageError(name, "no face found by OpenCV's Haar cascade; crop the face yourself "
+                            "or do without face detection")
+    x, y, w, h = (float(v) * factor for v in max(faces, key=lambda f: f[2] * f[3]))
+    side = min(scale * max(w, h), width, height)
+    centre_x, centre_y = x + w / 2.0, y + h / 2.0 - shift * h
+    left = int(round(min(max(centre_x - side / 2.0, 0.0), width - side)))
+    top = int(round(min(max(centre_y - side / 2.0, 0.0), height - side)))
+    side = int(side)
+    return (top, left, top + side, left + side)
+
+
+# ---------------------------------------------------------------- files and sheets
+
+
+def list_images(path: str) -> list[str]:
+    """``path`` if it is a file, else the image files in the folder, sorted.
+
+    Raises:
+      FileNotFoundError: neither, or a folder without images.
+    """
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"No image file or folder at {path}.")
+    files = sorted(os.path.join(path, n) for n in os.listdir(path)
+                   if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(path, n)))
+    if not files:
+        raise FileNotFoundError(f"{path} holds no image ({', '.join(IMAGE_EXTENSIONS)}).")
+    return files
+
+
+def save_image(image, path: str) -> str:
+    """Writes a ``uint8`` or [0, 1] float image (or PIL image); returns the path."""
+    if not isinstance(image, Image.Image):
+        array = np.asarray(image)
+        image = Image.fromarray(array if array.dtype == np.uint8 else to_uint8(array))
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def _sheet(columns: list[np.ndarray], labels: Sequence[str]) -> np.ndarray:
+    from leed_tf.data.synthetic import contact_sheet
+
+    rows = len(columns[0])
+    tiles = np.stack(columns, axis=1).reshape((-1,) + columns[0].shape[1:])
+    return contact_sheet(tiles, rows, len(columns), column_labels=list(labels))
+
+
+def expression_sheet(editor: Editor, inputs, expressions: Sequence[str] | None = None,
+                     intensity: float = 1.0, input_neutral=None) -> np.ndarray:
+    """The seed's Fig. 3: one row per input, its crop leftmost, then one
+    column per expression of the bank (``uint8`` image)."""
+    expressions = list(expressions or editor.expression_names)
+    if not expressions:
+        raise ValueError("The expression bank is empty; build one with scripts/build_expression_bank.py.")
+    images, _ = editor.load_images(inputs if not _is_single(inputs) else [inputs])
+    columns = [to_uint8(images)]
+    for name in expressions:
+        columns.append(editor.edit(images, expression=name, intensity=intensity, input_neutral=input_neutral))
+    return _sheet(columns, ["input"] + expressions)
+
+
+def triplet_sheet(inputs, references, results) -> np.ndarray:
+    """The seed's Fig. 2: rows of input | reference | result (``uint8``)."""
+    return _sheet([to_uint8(inputs) if np.asarray(inputs).dtype != np.uint8 else np.asarray(inputs),
+                   to_uint8(references) if np.asarray(references).dtype != np.uint8 else np.asarray(references),
+                   np.asarray(results)], ["input", "reference", "result"])
+
+
+def edit_paths(editor: Editor, inputs: str, output: str, *, references: str | None = None,
+               expression: str | None = None, expressions: Sequence[str] | None = None,
+               intensity: float = 1.0, sheet: str | None = None, input_neutrals: str | None = None,
+               reference_neutrals: str | None = None) -> list[str]:
+    """What ``scripts/edit.py`` does, on files and folders.
+
+    Args:
+      editor: The editor.
+      inputs: An image file or a folder of them.
+      output: A file (one result, or an expression sheet) or a folder (one
+        ``<input>__<reference>.png`` per pair, or ``<input>__<expression>.png``).
+      references: A reference image or folder: every input is edited with
+        every reference.
+      expression: A bank name to edit every input to.
+      expressions: Bank names (or ``["all"]``): write an expression sheet
+        (Fig. 3) to ``output``.
+      intensity: Expression intensity.
+      sheet: Also write a triplet sheet (Fig. 2) of every edit here.
+      input_neutrals: For models without neutralizer: the inputs' real
+        neutral faces, a file (for every input) or a folder (one per input,
+        in the same sorted order).
+      reference_neutrals: Likewise for the references.
+
+    Returns:
+      The files written.
+    """
+    chosen = sum(x is not None for x in (references, expression, expressions))
+    if chosen != 1:
+        raise ValueError("Give exactly one of a reference, an expression, or a list of expressions.")
+    if not editor.has_neutralizer and (input_neutrals is None or (references is not None
+                                                                   and reference_neutrals is None)):
+        raise ValueError(f"{_NO_NEUTRALIZER} Give the real neutral faces of the inputs "
+                         f"(--input_neutral) and of the references (--reference_neutral).")
+    input_files = list_images(inputs)
+    neutral_of = _aligned(input_files, input_neutrals, "input neutrals")
+    if expressions is not None:
+        names = list(editor.expression_names) if list(expressions) == ["all"] else list(expressions)
+        for name in names:
+            editor.bank.code(name)  # Unknown names fail before any work.
+        neutrals = [neutral_of[f] for f in input_files] if neutral_of else None
+        return [save_image(expression_sheet(editor, input_files, names, intensity, neutrals), output)]
+    if expression is not None:
+        editor.bank.code(expression)
+        pairs = [(i, None) for i in input_files]
+    else:
+        reference_files = list_images(references)
+        reference_neutral_of = _aligned(reference_files, reference_neutrals, "reference neutrals")
+        pairs = [(i, r) for i in input_files for r in reference_files]
+    one_file = os.path.splitext(output)[1].lower() in IMAGE_EXTENSIONS
+    if one_file and len(pairs) > 1:
+        raise ValueError(f"{len(pairs)} edits need an output folder, not the file {output}.")
+    written, crops, refs, results = [], [], [], []
+    for start in range(0, len(pairs), editor.batch_size):
+        chunk = pairs[start:start + editor.batch_size]
+        images, _ = editor.load_images([i for i, _ in chunk])
+        neutrals = editor.load_images([neutral_of[i] for i, _ in chunk])[0] if neutral_of else None
+        if expression is not None:
+            edited = editor.edit(images, expression=expression, intensity=intensity, input_neutral=neutrals)
+        else:
+            reference_images, _ = editor.load_images([r for _, r in chunk])
+            reference_neutral_images = editor.load_images(
+                [reference_neutral_of[r] for _, r in chunk])[0] if reference_neutral_of else None
+            edited = to_uint8(editor.edit_batch(images, reference_images, intensity, input_neutrals=neutrals,
+                                                reference_neutrals=reference_neutral_images))
+            refs.append(to_uint8(reference_images))
+        crops.append(to_uint8(images))
+        results.append(edited)
+        for (input_file, reference_file), result in zip(chunk, edited):
+            if one_file:
+                path = output
+            else:
+                tail = expression if expression is not None else _stem(reference_file)
+                path = os.path.join(output, f"{_stem(input_file)}__{tail}.png")
+            written.append(save_image(result, path))
+    if sheet:
+        if expression is not None:
+            raise ValueError("A triplet sheet needs reference images.")
+        written.append(save_image(triplet_sheet(np.concatenate(crops), np.concatenate(refs),
+                                                np.concatenate(results)), sheet))
+    return written
+
+
+def _aligned(files: list[str], neutrals: str | None, what: str) -> dict | None:
+    """Each file's neutral face: one file for all, or a folder in the same order."""
+    if neutrals is None:
+        return None
+    neutral_files = list_images(neutrals)
+    if len(neutral_files) == 1:
+        return {f: neutral_files[0] for f in files}
+    if len(neutral_files) != len(files):
+        raise ValueError(f"Got {len(neutral_files)} {what} for {len(files)} images; give one file, or a "
+                         f"folder with one per image (matched in sorted order).")
+    return dict(zip(files, neutral_files))
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
