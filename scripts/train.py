@@ -37,6 +37,7 @@ flags.DEFINE_float("lambda_s", None, "Weight of the siamese loss.")
 flags.DEFINE_float("lambda_gp", None, "Weight of the code critic's gradient penalty.")
 flags.DEFINE_integer("n_critic", None, "Critic steps per LEED generator step.")
 flags.DEFINE_integer("synthetic_subjects", None, "Synthetic identities (10% held out).")
+flags.DEFINE_list("synthetic_poses", None, "Yaw angles in degrees of the synthetic faces, e.g. -45,0,45.")
 flags.DEFINE_integer("seed", None, "Random seed.")
 flags.DEFINE_integer("max_steps", None, "Stop each stage at this step (resume later).")
 flags.DEFINE_boolean("jit_compile", None, "Compile training steps with XLA.")
@@ -47,6 +48,7 @@ def main(argv):
     overrides = {
         "data.data_dir": FLAGS.data_dir, "data.neutral_source": FLAGS.neutral_source,
         "data.synthetic_subjects": FLAGS.synthetic_subjects, "encoder_weights": FLAGS.encoder_weights,
+        "data.synthetic_poses": FLAGS.synthetic_poses and [float(p) for p in FLAGS.synthetic_poses],
         "model.width": FLAGS.width, "leed.epochs": FLAGS.epochs, "leed.decay_epochs": FLAGS.decay_epochs,
         "neutralizer.epochs": FLAGS.neutralizer_epochs, "autoencoder.epochs": FLAGS.autoencoder_epochs,
         "leed.batch_size": FLAGS.batch_size, "leed.learning_rate": FLAGS.learning_rate,

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from leed_tf.config import Config
 from leed_tf.data import augment, pipeline
+from leed_tf.data import images as images_lib
 from leed_tf.model import LeedNetworks, trainable
 from leed_tf.training import losses
 from leed_tf.training.base import StageTrainer
@@ -47,7 +48,8 @@ class ValidationBatch:
 
 
 def to_uint8(images) -> np.ndarray:
-    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    """Images in [-1, 1] (array or tensor) as a uint8 numpy array."""
+    return np.asarray(images_lib.to_uint8(np.asarray(images)))
 
 
 def image_grid(columns: list[np.ndarray], rows: int = 8) -> np.ndarray:
