@@ -24,6 +24,7 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert readme_commands()[1] in ci
 
 
-def test_no_tensorflow_addons():
+def test_no_addons_package():
+    banned = "tensorflow" + "_addons"  # spelled apart so this file does not match itself
     for path in list((ROOT / "leed_tf").rglob("*.py")) + list((ROOT / "scripts").rglob("*.py")):
-        assert "tensorflow_addons" not in path.read_text(), path
+        assert banned not in path.read_text(), path
