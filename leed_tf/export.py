@@ -36,10 +36,14 @@ Inside the graph, ``serving_default`` decodes each image with
 the data set's face box (RaFD: rows 90-711, columns 30-651; otherwise the
 centred square; an image that already is S x S is used as it is), resizes to
 S with Lanczos-3 and rounds to 8-bit levels, as training images are. Every
-input is validated with ``tf.debugging.Assert``: bad image bytes, an empty
-batch, mismatched batch sizes, a non-finite intensity or a float image
-outside [0, 1] fail the request with an ``InvalidArgumentError`` that says
-which input is wrong, and the server carries on.
+input is validated in the graph (``EnsureShape``, ``tf.debugging.Assert``):
+a wrong shape, bytes that are not JPEG/PNG, a header claiming no pixels or
+more than ``max_pixels`` (read before decoding), an empty batch, mismatched
+batch sizes, a non-finite intensity or a float image outside [0, 1] fail
+the request with an ``InvalidArgumentError`` that says which input is wrong,
+and the server carries on. A request decodes one image at a time, so its
+memory is bounded by its largest image, not its batch (docs/serving.md,
+"Hostile input").
 
 Assets: ``assets/config.json`` (the run's config), ``assets/expression_bank.npz``
 and ``assets/leed_export.json`` (what a client needs: image size, range, face
@@ -86,6 +90,19 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # A PNG's width and height are the first 8 bytes of its IHDR chunk's data.
 _PNG_MIN_BYTES = 33
+# JPEG markers that open a frame header (SOF0-3, 5-7, 9-11, 13-15): sample
+# precision, height and width follow the segment length.
+_JPEG_SOF_MARKERS = (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+# Markers without a length field (TEM, RST0-7).
+_JPEG_STANDALONE_MARKERS = (0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7)
+# Markers that cannot come before the frame header (SOI, EOI, SOS).
+_JPEG_NOT_BEFORE_FRAME = (0xD8, 0xD9, 0xDA)
+# Segments walked looking for the frame header: encoders write fewer than 30
+# (APPn, DQT, DHT, COM); the cap bounds the work a hostile file can ask for.
+_JPEG_MAX_SEGMENTS = 1024
+# Larger sides than this are refused whatever max_pixels says, so that
+# height * width cannot overflow int64.
+_MAX_SIDE = 2**31 - 1
 # Float images may overshoot [0, 1] by rounding; more is a wrong range.
 _RANGE_TOLERANCE = 1e-3
 OUTPUT_FORMS = ("decoded", "residual")
@@ -195,6 +212,8 @@ class LeedServingModule(tf.Module):
         self.has_neutralizer = bool(has_neutralizer)
         self.box = None if box is None else tuple(int(v) for v in box)
         self.max_pixels = int(max_pixels)
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be a positive number of pixels, got {max_pixels}.")
         if output_form not in OUTPUT_FORMS:
             raise ValueError(f"output_form must be one of {OUTPUT_FORMS}, got {output_form!r}.")
         self.output_form = output_form
@@ -215,7 +234,7 @@ class LeedServingModule(tf.Module):
         for name, arguments in self.signature_arguments().items():
             body = getattr(self, f"_{name}")
             specs = [self._spec(name, argument) for argument in arguments]
-            setattr(self, name, tf.function(_positional(body, arguments), input_signature=specs,
+            setattr(self, name, tf.function(_positional(body, arguments, specs), input_signature=specs,
                                             autograph=False))
 
     # -- signatures -------------------------------------------------------
@@ -265,7 +284,7 @@ class LeedServingModule(tf.Module):
         named = _present(input_image=input_image, input_neutral=input_neutral,
                          reference_image=reference_image, reference_neutral=reference_neutral)
         checked, batch = self._check_batch(named)
-        images = {name: self._decode_batch(data, name) for name, data in checked.items()}
+        images = self._decode_inputs(checked)
         intensity = self._check_intensity(intensity, batch)
         output = self._edit_images(images["input_image"], images.get("input_neutral"),
                                    images["reference_image"], images.get("reference_neutral"), intensity)
@@ -304,13 +323,13 @@ class LeedServingModule(tf.Module):
 
     def _edit_with_expression(self, input_image, expression, intensity, input_neutral=None):
         checked, batch = self._check_batch(_present(input_image=input_image, input_neutral=input_neutral))
-        images = {name: self._decode_batch(data, name) for name, data in checked.items()}
+        images = self._decode_inputs(checked)
         expression = self._broadcast(expression, batch, "expression")
         names = self.expression_names.read_value()
         matches = tf.equal(expression[:, None], names[None, :])
         known = tf.logical_and(tf.size(names) > 0, tf.reduce_all(tf.reduce_any(matches, axis=1)))
         lookup = _check(known, "Unknown expression in [{}]; this model's expression bank has: {}.",
-                        tf.strings.reduce_join(expression, separator=", "),
+                        tf.strings.reduce_join(_printable(expression), separator=", "),
                         tf.strings.reduce_join(names, separator=", "))
         with tf.control_dependencies([lookup]):
             indices = tf.argmax(tf.cast(matches, tf.int32), axis=1)
@@ -351,14 +370,22 @@ class LeedServingModule(tf.Module):
         return self._render(image, self._nets.encoder(neutral), expression_code, intensity)
 
     def _render(self, image, neutral_code, expression_code, intensity):
-        """The edited code decoded (``output_form``), as [0, 1] pixels."""
+        """The edited code decoded (``output_form``), as [0, 1] pixels.
+
+        Finite but extreme intensities or codes can overflow to NaN, which
+        no clipping removes: such an edit is refused rather than returned.
+        """
         edited = self._nets.edited_code(neutral_code, expression_code, intensity)
         if self.output_form == "decoded":
-            return _to_output(self._nets.decoder(edited, training=False))
-        self_code = self._nets.edited_code(neutral_code, self._codes_of_unit(image, neutral_code))
-        decoded, reconstructed = tf.split(
-            self._nets.decoder(tf.concat([edited, self_code], axis=0), training=False), 2, axis=0)
-        return _to_output(image + decoded - reconstructed)
+            output = _to_output(self._nets.decoder(edited, training=False))
+        else:
+            self_code = self._nets.edited_code(neutral_code, self._codes_of_unit(image, neutral_code))
+            decoded, reconstructed = tf.split(
+                self._nets.decoder(tf.concat([edited, self_code], axis=0), training=False), 2, axis=0)
+            output = _to_output(image + decoded - reconstructed)
+        finite = _check(tf.reduce_all(tf.math.is_finite(output)), "The edited image holds NaN or Inf values: "
+                        "intensity or the expression code is too large (intensity {}).", intensity)
+        return _after([finite], output)
 
     def _codes_of_unit(self, image, neutral_code):
         """The input's own expression code ``X(z_in - n_in)`` ([-1, 1] image)."""
@@ -404,13 +431,35 @@ class LeedServingModule(tf.Module):
         return tf.clip_by_value(_after([in_range], images), 0.0, 1.0)
 
     # -- bytes in, bytes out ------------------------------------------------
+    def _decode_inputs(self, named: dict) -> dict:
+        """Each bytes input decoded, one image of the request at a time.
+
+        Decoding is the only step whose memory follows the (client-given)
+        image size; one image at a time bounds a request's peak to one
+        image of at most ``max_pixels``, whatever its batch size.
+        """
+        images, previous = {}, []
+        for name, data in named.items():
+            images[name] = self._decode_batch(_after(previous, data), name)
+            previous = [images[name]]
+        return images
+
     def _decode_batch(self, data, name):
         indices = tf.range(tf.shape(data)[0])
+        # The scope names the input in a decoder's own error ("node
+        # decode_input_image/while/..."), which cannot carry the index.
         return tf.map_fn(lambda item: self._decode_one(item[0], item[1], name), (data, indices),
-                         fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32))
+                         fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32),
+                         parallel_iterations=1, name=f"decode_{name}")
 
     def _decode_one(self, data, index, name):
-        """One JPEG/PNG -> face crop ``[S, S, 3]`` in [0, 1], validated first."""
+        """One JPEG/PNG -> face crop ``[S, S, 3]`` in [0, 1], validated first.
+
+        The header is read here (size, and that it is a header at all) and
+        checked before ``decode_image`` allocates anything, so a hostile file
+        costs at most ``max_pixels`` worth of decoding and is refused with a
+        message naming it.
+        """
         where = f"{name}[{{}}]"
         length = tf.strings.length(data)
         is_jpeg = tf.equal(tf.strings.substr(data, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
@@ -423,11 +472,21 @@ class LeedServingModule(tf.Module):
                    where + " is a truncated PNG ({} bytes).", index, length),
         ]
         with tf.control_dependencies(checks):
-            height, width = tf.cond(is_jpeg, lambda: _jpeg_size(data), lambda: _png_size(data))
-        size_check = _check(
-            tf.logical_and(tf.logical_and(height > 0, width > 0), height * width <= self.max_pixels),
-            where + f" has an invalid size: {{}} x {{}} pixels (the limit is {self.max_pixels} pixels).",
-            index, width, height)
+            height, width, readable = tf.cond(is_jpeg, lambda: _jpeg_size(data), lambda: _png_size(data))
+        header_checks = [
+            _check(tf.logical_or(is_png, readable), where + " is a JPEG without a readable frame header "
+                   "(no SOF marker among its header segments; {} bytes).", index, length),
+            _check(tf.logical_or(is_jpeg, readable), where + " is a PNG whose first chunk is not IHDR.",
+                   index),
+        ]
+        side_limit = min(self.max_pixels, _MAX_SIDE)
+        with tf.control_dependencies(header_checks):
+            sides_ok = tf.logical_and(tf.logical_and(height > 0, width > 0),
+                                      tf.logical_and(height <= side_limit, width <= side_limit))
+            # With both sides within the limit the product cannot overflow.
+            size_ok = tf.logical_and(sides_ok, height * width <= self.max_pixels)
+        size_check = _check(size_ok, where + f" has an invalid size: {{}} x {{}} pixels (the limit is "
+                            f"{self.max_pixels} pixels).", index, width, height)
         with tf.control_dependencies([size_check]):
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
         image.set_shape([None, None, 3])
@@ -481,9 +540,14 @@ class LeedServingModule(tf.Module):
         }
 
 
-def _positional(body, arguments):
+def _positional(body, arguments, specs):
     def function(*args):
-        return body(**dict(zip(arguments, args)))
+        # Neither TF Serving nor a loaded signature checks shapes against the
+        # signature (only dtypes): EnsureShape refuses a wrong rank or size at
+        # run time, naming the input ("Shape of tensor input_image [...] is not
+        # compatible with expected shape [?,128,128,3]").
+        checked = [tf.ensure_shape(x, spec.shape) for x, spec in zip(args, specs)]
+        return body(**dict(zip(arguments, checked)))
 
     function.__name__ = body.__name__.lstrip("_")
     return function
@@ -505,6 +569,13 @@ def _after(checks, tensor):
         return tf.identity(tensor)
 
 
+def _printable(strings, max_shown: int = 8, max_bytes: int = 64):
+    """The first few of client-given strings, cut short and made valid UTF-8
+    (an error message holding other bytes cannot be read by the client)."""
+    shown = tf.strings.substr(strings[:max_shown], 0, max_bytes)
+    return tf.strings.unicode_transcode(shown, "UTF-8", "UTF-8", errors="replace")
+
+
 def _to_unit(images01):
     return images01 * 2.0 - 1.0
 
@@ -514,18 +585,61 @@ def _to_output(unit):
 
 
 def _jpeg_size(data):
-    shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
-    return shape[0], shape[1]
+    """``(height, width, readable)`` from a JPEG's frame header.
+
+    The marker segments after SOI are walked to the first SOF. Read here
+    rather than by ``tf.image.extract_jpeg_shape`` so that a malformed header
+    is refused by a check that names the input (the op's own error cannot).
+    """
+    length = tf.cast(tf.strings.length(data), tf.int64)
+    # Reads at or past the end see zeros, and are refused below.
+    padded = tf.strings.join([data, b"\0" * 9])
+
+    # state: 0 searching, 1 frame header read, 2 malformed.
+    def searching(position, state, height, width):
+        return tf.equal(state, 0)
+
+    def next_segment(position, state, height, width):
+        read_at = tf.minimum(position, length)
+        head = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, read_at, 9), tf.uint8), tf.int64)
+        marker = head[1]
+        is_frame = _any_equal(marker, _JPEG_SOF_MARKERS)
+        is_fill = tf.equal(marker, 0xFF)
+        standalone = _any_equal(marker, _JPEG_STANDALONE_MARKERS)
+        segment = head[2] * 256 + head[3]
+        malformed = tf.reduce_any(tf.stack([
+            tf.not_equal(head[0], 0xFF), position + 4 > length, _any_equal(marker, _JPEG_NOT_BEFORE_FRAME),
+            tf.logical_and(is_frame, position + 9 > length),
+            tf.logical_and(tf.logical_not(is_fill | standalone), segment < 2)]))
+        state = tf.where(malformed, 2, tf.where(is_frame, 1, 0))
+        step = tf.where(is_fill, tf.constant(1, tf.int64), tf.where(standalone, tf.constant(2, tf.int64),
+                                                                     2 + segment))
+        found = tf.logical_and(is_frame, tf.logical_not(malformed))
+        height = tf.where(found, head[5] * 256 + head[6], height)
+        width = tf.where(found, head[7] * 256 + head[8], width)
+        return position + step, state, height, width
+
+    zero = tf.constant(0, tf.int64)
+    _, state, height, width = tf.while_loop(
+        searching, next_segment, (zero + 2, tf.constant(0), zero, zero),
+        maximum_iterations=_JPEG_MAX_SEGMENTS, parallel_iterations=1)
+    return height, width, tf.equal(state, 1)
 
 
 def _png_size(data):
-    # int64: a PNG side may be up to 2**31 - 1, and the pixel count more.
+    """``(height, width, readable)`` from a PNG's IHDR chunk, which must come first."""
+    # int64: a PNG side may be up to 2**32 - 1, and the pixel count more.
     header = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8), tf.int64)
 
     def big_endian(b):
         return ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3]
 
-    return big_endian(header[4:8]), big_endian(header[0:4])
+    is_ihdr = tf.equal(tf.strings.substr(data, 12, 4), b"IHDR")
+    return big_endian(header[4:8]), big_endian(header[0:4]), is_ihdr
+
+
+def _any_equal(value, constants):
+    return tf.reduce_any(tf.equal(value, tf.constant(constants, value.dtype)))
 
 
 # ---------------------------------------------------------------- writing

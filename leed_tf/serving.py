@@ -144,7 +144,7 @@ def post_json(url: str, body: dict, timeout: float = 60.0) -> dict:
 
 def _from_json(value):
     if isinstance(value, dict) and set(value) == {BASE64_KEY}:
-        return base64.b64decode(value[BASE64_KEY])
+        return base64.b64decode(value[BASE64_KEY], validate=True)
     if isinstance(value, list):
         return [_from_json(v) for v in value]
     return value
@@ -319,10 +319,15 @@ class LocalPredictor:
             raise _RequestError(f"Missing input(s): {', '.join(missing)}.")
         tensors = {}
         for name, spec in specs.items():
-            value = _from_json(columns[name])
+            try:
+                value = _from_json(columns[name])
+            except RecursionError:
+                raise _RequestError(f"Input {name}: the JSON value is nested too deeply.") from None
+            except (TypeError, ValueError):  # binascii.Error is a ValueError.
+                raise _RequestError(f"Input {name}: a {{\"b64\": ...}} value is not a base64 string.") from None
             try:
                 tensor = tf.constant(value, dtype=spec.dtype)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RecursionError):
                 kind = "strings or {\"b64\": ...} objects" if spec.dtype == tf.string else "numbers"
                 raise _RequestError(f"Input {name}: cannot convert the JSON value to {spec.dtype.name}; "
                                     f"expected {kind}.") from None
@@ -400,7 +405,7 @@ def serve_local(export_dir: str, host: str = "127.0.0.1", port: int = 0, model: 
             try:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length).decode("utf-8"))
-            except (ValueError, UnicodeDecodeError) as e:
+            except (ValueError, UnicodeDecodeError, RecursionError) as e:
                 return self._send(400, {"error": f"JSON Parse error: {e}"})
             server.requests.append(body)
             self._send(*predictor.predict_json(body))
