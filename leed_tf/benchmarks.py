@@ -389,18 +389,20 @@ def leed_step_flops(forward: dict[str, int], config) -> int:
 
       step            network          passes   factor
       encode_real     E                4B       1   input, its neutral, reference, its neutral
+                                                    (only without cache_codes: else once per run)
       critic_step     X, I             B        1   fake code, no tape
       (n_critic x)    D                2B       3   real and fake codes
                       D                B        5   gradient penalty
       generator_step  S                3B       1   targets (lambda_S > 0)
                       X                2B       3   reference and own expression
-                      I, Dec           2B       3   edit and self-edit
+                      I                2B       3   edit and self-edit
+                      Dec              2B       3   (2 with train_decoder=False)
                       D                B        2   adversarial term on the edit
                       E                B        2   edit re-encoded (lambda_Q > 0)
                       X                B        3   re-extracted expression (lambda_Q > 0)
                       Q                2B       3   (lambda_Q > 0)
                       S                B        2   edit (lambda_S > 0)
-      siamese_step    S                8B       3   2 views x (face, neutral) x (input, reference)
+      siamese_step    S                4B       3   2 views x (input, its neutral)
 
     The factors are approximate: a trained network's first layer needs no
     gradient to its constant input, and the penalty's double backward costs
@@ -410,21 +412,24 @@ def leed_step_flops(forward: dict[str, int], config) -> int:
     Args:
       forward: ``forward_flops`` of the trainer's networks.
       config: The ``LeedConfig`` (batch size, ``n_critic``, ``lambda_q``,
-        ``lambda_s``).
+        ``lambda_s``, ``cache_codes``, ``train_decoder``).
 
     Returns:
       FLOPs of one step.
     """
     f = forward
     critic = f["extractor"] + f["interpolator"] + 2 * 3 * f["critic"] + 5 * f["critic"]
-    generator = 2 * 3 * (f["extractor"] + f["interpolator"] + f["decoder"]) + 2 * f["critic"]
+    decoder_factor = 3 if config.train_decoder else 2
+    generator = (2 * 3 * (f["extractor"] + f["interpolator"]) + 2 * decoder_factor * f["decoder"]
+                 + 2 * f["critic"])
     if config.lambda_q > 0:
         generator += 2 * f["encoder"] + 3 * f["extractor"] + 2 * 3 * f["regularizer"]
     siamese = 0
     if config.lambda_s > 0:
         generator += 3 * f["siamese"] + 2 * f["siamese"]
-        siamese = 8 * 3 * f["siamese"]
-    per_pair = 4 * f["encoder"] + config.n_critic * critic + generator + siamese
+        siamese = 4 * 3 * f["siamese"]
+    encode = 0 if config.cache_codes else 4 * f["encoder"]
+    per_pair = encode + config.n_critic * critic + generator + siamese
     return config.batch_size * per_pair
 
 
@@ -443,22 +448,26 @@ def neutralizer_step_flops(forward: dict[str, int], batch_size: int) -> tuple[in
     return batch_size * (g + 2 * 3 * c + 5 * c), batch_size * (2 * 3 * g + 2 * c)
 
 
-def autoencoder_step_flops(forward: dict[str, int], batch_size: int, train_encoder: bool) -> int:
-    """FLOPs of one ``AutoencoderTrainer.autoencoder_step``.
+def autoencoder_step_flops(forward: dict[str, int], batch_size: int, train_encoder: bool,
+                           feature_loss: bool = True) -> int:
+    """FLOPs of one ``AutoencoderTrainer.autoencoder_step``: ``batch_size``
+    faces and as many neutral faces, ``2 * batch_size`` images.
 
-    E(I), Dec(z) and E(Dec(z)) run forward (E twice, Dec once). The decoder's
-    gradient of the total loss passes back through E(Dec(z)) (1 E) and trains
-    Dec (2 Dec). A trained encoder's gradient of the pixel loss is a second
-    backward pass: through Dec to its input (1 Dec), then E's weights (2 E).
+    E(I) and Dec(z) run forward; the backward pass trains Dec (2 Dec) and, when
+    the encoder trains, E (2 E). With the feature loss, E(Dec(z)) runs forward
+    too, the decoder's gradient passes back through it (1 E), and the encoder's
+    gradient of the pixel loss is a second backward pass through Dec (1 Dec).
 
     Returns:
-      FLOPs for ``batch_size`` images.
+      FLOPs for ``2 * batch_size`` images.
     """
     e, dec = forward["encoder"], forward["decoder"]
-    per_image = 3 * e + 3 * dec
+    per_image = e + 3 * dec
+    if feature_loss:
+        per_image += 2 * e
     if train_encoder:
-        per_image += 2 * e + dec
-    return batch_size * per_image
+        per_image += 2 * e + (dec if feature_loss else 0)
+    return 2 * batch_size * per_image
 
 
 @dataclasses.dataclass
@@ -531,10 +540,17 @@ def measure_leed_step(config, steps: int, warmup: int, seed: int = 0) -> StepTim
     nets = LeedNetworks(config.model)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = LeedTrainer(config, run_dir, nets, faces[0], faces[1], ValidationBatch(*faces))
+        codes = trainer.encode_real(batch)
+        traced = []
+        if c.cache_codes:
+            # The codes arrive with the batch, computed once per run.
+            batch.update({"input_code": codes["code"], "input_neutral_code": codes["neutral_code"],
+                          "reference_code": codes["reference_code"],
+                          "reference_neutral_code": codes["reference_neutral_code"]})
+        else:
+            traced.append(trainer.encode_real.get_concrete_function(batch))
         seconds = time_calls(lambda: trainer.train_step(batch), steps, max(1, warmup))
         # The graphs train_step ran, in its order.
-        codes = trainer.encode_real(batch)
-        traced = [trainer.encode_real.get_concrete_function(batch)]
         traced += [trainer.critic_step.get_concrete_function(codes)] * c.n_critic
         traced.append(trainer.generator_step.get_concrete_function(batch, codes))
         if c.lambda_s > 0:
@@ -591,11 +607,12 @@ def measure_autoencoder_step(config, steps: int, warmup: int, train_encoder: boo
     images = pipeline.to_unit(tf.constant(faces))
     nets = LeedNetworks(config.model)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = AutoencoderTrainer(config, run_dir, nets, faces,
+        trainer = AutoencoderTrainer(config, run_dir, nets, faces, faces,
                                      ValidationBatch(faces, faces, faces, faces), train_encoder)
-        seconds = time_calls(lambda: trainer.autoencoder_step(images), steps, max(1, warmup))
-        traced = graph_flops(trainer.autoencoder_step.get_concrete_function(images).graph)
-    counted = autoencoder_step_flops(forward_flops(nets), batch_size, train_encoder)
+        seconds = time_calls(lambda: trainer.autoencoder_step(images, images), steps, max(1, warmup))
+        traced = graph_flops(trainer.autoencoder_step.get_concrete_function(images, images).graph)
+    counted = autoencoder_step_flops(forward_flops(nets), batch_size, train_encoder,
+                                     feature_loss=config.autoencoder.lambda_feature > 0)
     return StepTiming(seconds, counted, traced)
 
 

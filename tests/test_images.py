@@ -200,3 +200,13 @@ def test_progress_is_logged_for_long_runs(tmp_path, caplog, monkeypatch):
         images.decode_files([path] * 5, None, 4, num_workers=2)
     assert sum("decoded 2/5" in r.getMessage() or "decoded 4/5" in r.getMessage()
                for r in caplog.records) == 2
+
+
+def test_unique_rows_maps_every_row_to_its_distinct_image():
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    neutrals = faces[[0, 0, 3, 3, 5, 5]]
+    unique, (face_rows, neutral_rows) = images.unique_rows(faces, neutrals)
+    assert len(unique) == 6
+    np.testing.assert_array_equal(unique[face_rows], faces)
+    np.testing.assert_array_equal(unique[neutral_rows], neutrals)

@@ -246,3 +246,34 @@ def test_rejects_bad_inputs():
         pipeline.paired_dataset(random_images(8), random_images(9), 4)
     with pytest.raises(ValueError, match="carry"):
         pipeline.paired_dataset(random_images(8), random_images(8), 4, carry={"s": np.arange(3)})
+
+
+def test_carry_mirrored_follows_each_faces_flip():
+    # A left/right asymmetric image per row: its flip is visible.
+    images = random_images(12)
+    values = np.arange(12, dtype=np.float32)
+    carry = {"code": (values, values + 100.0)}
+    seen = set()
+    for batch in pipeline.paired_dataset(images, images, 4, max_shift=0, carry_mirrored=carry, seed=3):
+        for side in ("input", "reference"):
+            index, code = batch[side + "_index"].numpy(), batch[side + "_code"].numpy()
+            pixels = np.rint((batch[side].numpy() + 1.0) * 127.5).astype(np.uint8)
+            mirrored = code >= 100.0
+            np.testing.assert_array_equal(code - 100.0 * mirrored, index)
+            for k in range(len(index)):
+                expected = images[index[k]][:, ::-1] if mirrored[k] else images[index[k]]
+                np.testing.assert_array_equal(pixels[k], expected)
+            seen |= set(mirrored.tolist())
+    assert seen == {True, False}
+
+
+def test_pairs_without_references_and_carry_mirrored_refusals():
+    batch = next(iter(pipeline.paired_dataset(random_images(8), random_images(8, seed=1), 4,
+                                              references=False)))
+    assert set(batch) == {"input", "input_neutral", "input_index"}
+    pair = (np.zeros(8), np.ones(8))
+    with pytest.raises(ValueError, match="max_shift=0"):
+        pipeline.paired_dataset(random_images(8), random_images(8), 4, max_shift=2, carry_mirrored={"c": pair})
+    with pytest.raises(ValueError, match="differs"):
+        pipeline.paired_dataset(random_images(8), random_images(8), 4, max_shift=0,
+                                carry_mirrored={"c": (np.zeros(8), np.zeros((8, 2)))})

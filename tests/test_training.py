@@ -67,14 +67,16 @@ def test_neutralizer_step_changes_only_stargan(setup, tmp_path):
 
 
 def test_autoencoder_loss_falls_and_encoder_frozen_with_imagenet(setup, tmp_path):
-    config, images, _, _, validation = setup
+    config, images, neutrals, _, validation = setup
     config.autoencoder.learning_rate = 1e-3
     config.autoencoder.epochs = 60  # one batch per epoch; the lr decays over the last 30
     config.data.flip, config.data.max_shift = False, 0
     nets = LeedNetworks(config.model)
     encoder_before = weights(nets.encoder)
-    trainer = AutoencoderTrainer(config, str(tmp_path), nets, images[:BATCH], validation, train_encoder=False)
-    first = float(trainer.autoencoder_step(tf.constant(images[:BATCH], tf.float32) / 127.5 - 1)["pixel"])
+    trainer = AutoencoderTrainer(config, str(tmp_path), nets, images[:BATCH], neutrals[:BATCH], validation,
+                                 train_encoder=False)
+    unit = lambda x: tf.constant(x[:BATCH], tf.float32) / 127.5 - 1  # noqa: E731
+    first = float(trainer.autoencoder_step(unit(images), unit(neutrals))["pixel"])
     summary = trainer.fit(max_steps=30)
     assert np.isfinite(summary["losses"]["pixel"])
     assert summary["losses"]["pixel"] < 0.8 * first
@@ -82,16 +84,37 @@ def test_autoencoder_loss_falls_and_encoder_frozen_with_imagenet(setup, tmp_path
 
 
 def test_autoencoder_trains_the_encoder_without_imagenet_weights(setup, tmp_path):
-    config, images, _, _, validation = setup
+    config, images, neutrals, _, validation = setup
     nets = LeedNetworks(config.model)
     encoder, decoder = weights(nets.encoder), weights(nets.decoder)
-    trainer = AutoencoderTrainer(config, str(tmp_path), nets, images, validation, train_encoder=True)
+    trainer = AutoencoderTrainer(config, str(tmp_path), nets, images, neutrals, validation, train_encoder=True)
     trainer.fit(max_steps=1)
     assert changed(encoder, nets.encoder) and changed(decoder, nets.decoder)
 
 
-def test_leed_step_changes_trained_networks_not_frozen_ones(setup, tmp_path):
+def test_autoencoder_difference_term_is_the_loss_of_decoded_differences(setup, tmp_path):
     config, images, neutrals, _, validation = setup
+    config.autoencoder.pixel_loss, config.autoencoder.lambda_difference = "l2", 1.0
+    config.autoencoder.lambda_feature = 0.0
+    nets = LeedNetworks(config.model)
+    trainer = AutoencoderTrainer(config, str(tmp_path), nets, images, neutrals, validation, train_encoder=True)
+    unit = lambda x: tf.constant(x[:BATCH], tf.float32) / 127.5 - 1  # noqa: E731
+    x, n = unit(images), unit(neutrals)
+    # The step's forward pass, before its update (batch statistics, as in training).
+    decoded = nets.decoder(nets.encoder(tf.concat([x, n], 0), training=True), training=True)
+    rx, rn = np.split(decoded.numpy(), 2)
+    out = trainer.autoencoder_step(x, n)
+    assert "feature" not in out
+    np.testing.assert_allclose(float(out["difference"]), np.mean(((rx - rn) - (x - n).numpy()) ** 2), rtol=1e-4)
+    np.testing.assert_allclose(float(out["pixel"]), np.mean((decoded.numpy() - tf.concat([x, n], 0).numpy()) ** 2),
+                               rtol=1e-4)
+    np.testing.assert_allclose(float(out["total"]), float(out["pixel"]) + float(out["difference"]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("cache_codes", [True, False])
+def test_leed_step_changes_trained_networks_not_frozen_ones(setup, tmp_path, cache_codes):
+    config, images, neutrals, _, validation = setup
+    config.leed.cache_codes = cache_codes
     nets = LeedNetworks(config.model)
     trained = ("extractor", "interpolator", "decoder", "critic", "regularizer", "siamese")
     frozen = ("encoder", "neutralizer")
@@ -106,6 +129,22 @@ def test_leed_step_changes_trained_networks_not_frozen_ones(setup, tmp_path):
         assert changed(before[name], getattr(nets, name)), name
     for name in frozen:
         assert not changed(before[name], getattr(nets, name)), name
+
+
+def test_cached_codes_are_the_frozen_encoders_codes_of_the_batch(setup, tmp_path):
+    config, images, neutrals, _, validation = setup
+    neutrals = images[np.arange(len(images)) // 4 * 4]  # neutral faces from the same set, as real ones are
+    trainer = LeedTrainer(config, str(tmp_path), LeedNetworks(config.model), images, neutrals, validation)
+    flipped = 0
+    for batch in trainer.epoch_dataset(0).take(3):
+        for side in ("input", "reference"):
+            for key, image_key in (("code", side), ("neutral_code", side + "_neutral")):
+                expected = trainer.nets.encoder(batch[image_key], training=False)
+                np.testing.assert_allclose(batch[f"{side}_{key}"], expected, rtol=1e-4, atol=1e-3)
+            mirrored = np.any(batch[side].numpy() != images[batch[side + "_index"].numpy()] / 127.5 - 1,
+                              axis=(1, 2, 3))
+            flipped += int(mirrored.sum())
+    assert flipped > 0  # the mirrored codes were exercised
 
 
 def test_leed_ablations_skip_their_networks(setup, tmp_path):

@@ -13,6 +13,7 @@ row/column order in which DESIGN.md states the RaFD face box.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -370,3 +371,25 @@ def to_uint8(images):
         return tf.cast(tf.round(tf.clip_by_value(values, 0.0, 255.0)), tf.uint8)
     values = (np.asarray(images, np.float32) + np.float32(1.0)) * np.float32(127.5)
     return np.rint(np.clip(values, 0.0, 255.0)).astype(np.uint8)
+
+
+def unique_rows(*arrays: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct images of several ``[N_i, ...]`` arrays, and where each row went.
+
+    E.g. faces and their real neutral faces, which are faces of the same set:
+    work done per distinct image (encoding) is then done once.
+
+    Returns:
+      ``(unique, rows)``: ``unique[rows[i][j]]`` equals ``arrays[i][j]``.
+    """
+    index, unique, rows = {}, [], []
+    for array in arrays:
+        positions = np.empty(len(array), np.int64)
+        for j, image in enumerate(array):
+            key = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+            if key not in index:
+                index[key] = len(unique)
+                unique.append(image)
+            positions[j] = index[key]
+        rows.append(positions)
+    return np.stack(unique), rows

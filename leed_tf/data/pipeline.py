@@ -144,7 +144,9 @@ def paired_dataset(images: np.ndarray, neutrals: np.ndarray, batch_size: int, se
                    shuffle: bool = True, flip: bool = True, max_shift: int = 4,
                    drop_remainder: bool = True, repeat: bool = False,
                    carry: dict[str, np.ndarray] | None = None, jitter: float = 0.0,
-                   deterministic: bool = True) -> tf.data.Dataset:
+                   deterministic: bool = True, references: bool = True,
+                   carry_mirrored: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+                   ) -> tf.data.Dataset:
     """Batches of (input, reference) faces with their neutral faces, for LEED.
 
     Each epoch visits every face once as an input and once as a reference,
@@ -172,13 +174,22 @@ def paired_dataset(images: np.ndarray, neutrals: np.ndarray, batch_size: int, se
         parameters, ...) to gather alongside, dtype kept.
       jitter: Colour jitter strength (see ``augment.sample_transform``).
       deterministic: See ``dataset_options``.
+      references: Draw references too; with False, batches hold only inputs
+        and their neutral faces (e.g. for the auto-encoder).
+      carry_mirrored: Per-face values that depend on the face's orientation,
+        e.g. codes of a frozen encoder computed once: for each key, a pair
+        ``(as_is, mirrored)`` of arrays aligned with ``images``, the second
+        holding the values of the left-right mirrored faces. A batch takes
+        each row from the array matching its face's flip. Needs
+        ``max_shift=0`` (values of shifted faces are not known).
 
     Returns:
       A dataset of dicts with ``"input"``, ``"input_neutral"``,
       ``"reference"``, ``"reference_neutral"`` (``float32 [B, S, S, 3]`` in
       [-1, 1]), ``"input_index"`` and ``"reference_index"`` (``int32 [B]``,
-      rows of ``images``) and, for each key ``k`` of ``carry``,
-      ``"input_" + k`` and ``"reference_" + k``.
+      rows of ``images``) and, for each key ``k`` of ``carry`` or
+      ``carry_mirrored``, ``"input_" + k`` and ``"reference_" + k``; no
+      ``"reference*"`` keys with ``references=False``.
     """
     num_images = _check_images(images, "images")
     _check_images(neutrals, "neutrals")
@@ -188,31 +199,53 @@ def paired_dataset(images: np.ndarray, neutrals: np.ndarray, batch_size: int, se
     neutral_table = image_table if neutrals is images else _as_tensor(neutrals)
     carried = {key: tf.convert_to_tensor(_check_aligned(value, num_images, f"carry[{key!r}]"))
                for key, value in (carry or {}).items()}
+    if carry_mirrored and max_shift != 0:
+        raise ValueError(f"carry_mirrored needs max_shift=0 (values of shifted faces are unknown), "
+                         f"got max_shift={max_shift}.")
+    mirrored = {}
+    for key, pair in (carry_mirrored or {}).items():
+        if len(pair) != 2:
+            raise ValueError(f"carry_mirrored[{key!r}] must be a pair (as_is, mirrored).")
+        as_is, flipped = (_check_aligned(v, num_images, f"carry_mirrored[{key!r}]") for v in pair)
+        if as_is.shape != flipped.shape:
+            raise ValueError(f"carry_mirrored[{key!r}]: the mirrored array's shape {flipped.shape} "
+                             f"differs from {as_is.shape}.")
+        with tf.init_scope():
+            mirrored[key] = tf.convert_to_tensor(np.stack([as_is, flipped]))
 
     inputs = _index_batches(num_images, batch_size, _stream_seed(seed, _INPUT_ORDER), shuffle,
                             drop_remainder)
-    if shuffle:
-        references = _index_batches(num_images, batch_size, _stream_seed(seed, _REFERENCE_ORDER),
-                                    shuffle, drop_remainder)
-    else:
-        references = tf.data.Dataset.range(num_images).map(
-            lambda i: (i + num_images // 2) % num_images).batch(batch_size, drop_remainder)
-    tables = _constant((image_table, neutral_table))
-    dataset = tf.data.Dataset.zip(inputs, references, _augment_seeds(seed), tables)
+    orders = [inputs]
+    if references and shuffle:
+        orders.append(_index_batches(num_images, batch_size, _stream_seed(seed, _REFERENCE_ORDER),
+                                     shuffle, drop_remainder))
+    elif references:
+        orders.append(tf.data.Dataset.range(num_images).map(
+            lambda i: (i + num_images // 2) % num_images).batch(batch_size, drop_remainder))
+    tables = _constant((image_table, neutral_table, mirrored))
+    dataset = tf.data.Dataset.zip(*orders, _augment_seeds(seed), tables)
 
-    def load(input_indices, reference_indices, aug_seed, tables):
+    def load_side(batch, side, indices, side_seed, tables):
+        image_table, neutral_table, mirrored_tables = tables
+        (batch[side], batch[side + "_neutral"]), flips = _load_augmented(
+            (image_table, neutral_table), indices, side_seed, flip, max_shift, jitter, return_flips=True)
+        batch[side + "_index"] = tf.cast(indices, tf.int32)
+        for key, table in carried.items():
+            batch[f"{side}_{key}"] = tf.gather(table, indices)
+        for key, table in mirrored_tables.items():
+            batch[f"{side}_{key}"] = tf.gather_nd(table, tf.stack([tf.cast(flips, indices.dtype), indices], 1))
+
+    def load(*args):
+        if references:
+            input_indices, reference_indices, aug_seed, tables = args
+        else:
+            input_indices, aug_seed, tables = args
         input_seed, reference_seed = tf.unstack(
             tf.random.experimental.stateless_split(aug_seed, num=2))
         batch = {}
-        batch["input"], batch["input_neutral"] = _load_augmented(
-            tables, input_indices, input_seed, flip, max_shift, jitter)
-        batch["reference"], batch["reference_neutral"] = _load_augmented(
-            tables, reference_indices, reference_seed, flip, max_shift, jitter)
-        batch["input_index"] = tf.cast(input_indices, tf.int32)
-        batch["reference_index"] = tf.cast(reference_indices, tf.int32)
-        for key, table in carried.items():
-            batch["input_" + key] = tf.gather(table, input_indices)
-            batch["reference_" + key] = tf.gather(table, reference_indices)
+        load_side(batch, "input", input_indices, input_seed, tables)
+        if references:
+            load_side(batch, "reference", reference_indices, reference_seed, tables)
         return batch
 
     return _finish(dataset, load, repeat, deterministic)
@@ -275,11 +308,14 @@ def _augment_seeds(seed: int) -> tf.data.Dataset:
                                   rerandomize_each_iteration=True).batch(2)
 
 
-def _load_augmented(tables, indices, seed, flip: bool, max_shift: int, jitter: float):
-    """Gathers ``indices`` from each uint8 table and augments them together."""
+def _load_augmented(tables, indices, seed, flip: bool, max_shift: int, jitter: float,
+                    return_flips: bool = False):
+    """Gathers ``indices`` from each uint8 table and augments them together.
+
+    Returns the augmented rows, and with ``return_flips`` also the ``bool [B]``
+    flips they got.
+    """
     rows = [tf.gather(table, indices) for table in tables]
-    if not flip and max_shift == 0 and jitter == 0:
-        return [to_unit(r) for r in rows]
     transform = augment.sample_transform(tf.shape(indices)[0], seed, flip=flip,
                                          max_shift=max_shift, jitter=jitter)
     if flip or max_shift > 0:
@@ -288,7 +324,7 @@ def _load_augmented(tables, indices, seed, flip: bool, max_shift: int, jitter: f
     rows = [to_unit(r) for r in rows]
     if jitter > 0:
         rows = [augment.colour_jitter(r, transform.brightness, transform.contrast) for r in rows]
-    return rows
+    return (rows, transform.flips) if return_flips else rows
 
 
 def _finish(dataset: tf.data.Dataset, load, repeat: bool, deterministic: bool) -> tf.data.Dataset:

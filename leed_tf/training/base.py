@@ -40,14 +40,16 @@ class StageTrainer:
       epochs: Epochs of the stage.
       seed: Seed of the stage's random generator and data order.
       log_every: Steps between scalar summaries.
-      image_every: Steps between validation image grids.
-      checkpoint_every: Steps between checkpoints (also at each epoch end).
+      image_every: Steps between validations (image grid and metrics).
+      checkpoint_every: Steps between checkpoints.
+      checkpoint_minutes: Also checkpoint when this much time has passed
+        since the last checkpoint (long steps on slow machines).
     """
 
     name = "stage"
 
     def __init__(self, name, run_dir, num_examples, batch_size, epochs, seed=0,
-                 log_every=20, image_every=200, checkpoint_every=500):
+                 log_every=20, image_every=200, checkpoint_every=500, checkpoint_minutes=10.0):
         self.name = name
         self.run_dir = run_dir
         self.stage_dir = os.path.join(run_dir, name)
@@ -55,6 +57,7 @@ class StageTrainer:
         self.epochs = epochs
         self.seed = seed
         self.log_every, self.image_every, self.checkpoint_every = log_every, image_every, checkpoint_every
+        self.checkpoint_seconds = 60.0 * checkpoint_minutes
         self.steps_per_epoch = num_examples // batch_size
         if self.steps_per_epoch < 1:
             raise ValueError(f"Stage {name}: {num_examples} training examples are fewer than "
@@ -158,11 +161,27 @@ class StageTrainer:
         keras.utils.save_img(os.path.join(samples, f"{self.name}.png"), grid, scale=False)
 
     def validation_metrics(self) -> dict:
-        """Scalar validation metrics written at each epoch end (optional)."""
+        """Scalar validation metrics, computed with each image grid (optional)."""
         return {}
+
+    def _validate(self, writer) -> dict:
+        """Writes the validation grid and metrics; returns the metrics."""
+        self._write_images(writer)
+        metrics = self.validation_metrics()
+        if metrics:
+            with writer.as_default(step=int(self.step)):
+                for key, value in metrics.items():
+                    tf.summary.scalar(f"metrics/{self.name}/{key}", value)
+            print(f"\n[{self.name}] step {int(self.step)} validation: "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
+        return metrics
 
     def fit(self, max_steps: int | None = None) -> dict:
         """Trains to the end of the stage (or to ``max_steps``), resuming if possible.
+
+        Checkpoints every ``checkpoint_every`` steps, every
+        ``checkpoint_minutes`` and when it stops; validates every
+        ``image_every`` steps and when it stops.
 
         Args:
           max_steps: Stop after this global step (for tests and interrupted runs).
@@ -174,7 +193,8 @@ class StageTrainer:
         self.restore()
         train_writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "train"))
         val_writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "validation"))
-        last, metrics, start_time, start_step = {}, {}, time.time(), int(self.step)
+        last, start_time, start_step = {}, time.time(), int(self.step)
+        last_save = start_time
         stop_at = self.total_steps if max_steps is None else min(max_steps, self.total_steps)
         print(f"[{self.name}] {self.epochs} epochs x {self.steps_per_epoch} steps, "
               f"batch {self.batch_size}, from step {start_step}", flush=True)
@@ -195,20 +215,14 @@ class StageTrainer:
                            [(k, v) for k, v in last.items() if not k.startswith("grad_norm")])
                 if step % self.log_every == 0:
                     self._write_scalars(train_writer, last)
-                if step % self.image_every == 0:
-                    self._write_images(val_writer)
-                if step % self.checkpoint_every == 0:
+                if step % self.image_every == 0 and step < stop_at:
+                    self._validate(val_writer)
+                if step % self.checkpoint_every == 0 or time.time() - last_save > self.checkpoint_seconds:
                     self.save()
+                    last_save = time.time()
+        if int(self.step) > start_step or not self._checkpoint()[1].latest_checkpoint:
             self.save()
-            if int(self.step) % self.steps_per_epoch == 0:
-                metrics = self.validation_metrics()
-                if metrics:
-                    with val_writer.as_default(step=int(self.step)):
-                        for key, value in metrics.items():
-                            tf.summary.scalar(f"metrics/{self.name}/{key}", value)
-                    print(f"[{self.name}] validation: "
-                          + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
-        self._write_images(val_writer)
+        metrics = self._validate(val_writer)
         train_writer.flush()
         val_writer.flush()
         elapsed = time.time() - start_time

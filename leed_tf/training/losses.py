@@ -78,6 +78,20 @@ def l2_loss(predictions, targets):
     return tf.reduce_mean(tf.square(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32)))
 
 
+PIXEL_LOSSES = {"l1": l1_loss, "l2": l2_loss}
+
+
+def get_pixel_loss(name: str):
+    """The pixel loss named ``name`` (``l1`` or ``l2``).
+
+    Raises:
+      ValueError: for an unknown name.
+    """
+    if name not in PIXEL_LOSSES:
+        raise ValueError(f"Unknown pixel loss {name!r}; expected one of {sorted(PIXEL_LOSSES)}.")
+    return PIXEL_LOSSES[name]
+
+
 def info_nce_loss(queries, keys, temperature=0.1):
     """Symmetric InfoNCE: each query must pick its own key among the batch's.
 

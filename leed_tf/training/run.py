@@ -198,8 +198,7 @@ def train(config: Config, run_dir: str, stages: list[str] | None = None,
         train_neutrals, val_neutrals = sources.real_neutrals(train_set), sources.real_neutrals(val_set)
     validation = _validation_batch(val_set, val_neutrals, config.seed)
 
-    autoencoder_images = np.concatenate([train_set.images, train_neutrals])
-    run_or_restore(AutoencoderTrainer(config, run_dir, nets, autoencoder_images, validation,
+    run_or_restore(AutoencoderTrainer(config, run_dir, nets, train_set.images, train_neutrals, validation,
                                       train_encoder=not imagenet), "autoencoder")
     # The baseline keeps the auto-encoder's decoder; LEED fine-tunes its own.
     baseline_decoder = nets.decoder_copy()

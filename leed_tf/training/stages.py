@@ -12,6 +12,7 @@ and return dicts of named losses.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ import tensorflow as tf
 from leed_tf.config import Config
 from leed_tf.data import augment, pipeline
 from leed_tf.data import images as images_lib
-from leed_tf.model import LeedNetworks, trainable
+from leed_tf.model import OUTPUTS, LeedNetworks, trainable
 from leed_tf.training import losses
 from leed_tf.training.base import StageTrainer
 
@@ -73,7 +74,8 @@ class NeutralizerTrainer(StageTrainer):
                  labels: np.ndarray, validation: ValidationBatch):
         c = config.neutralizer
         super().__init__("neutralizer", run_dir, len(images), c.batch_size, c.epochs, config.seed,
-                         config.log_every, config.image_every, config.checkpoint_every)
+                         config.log_every, config.image_every, config.checkpoint_every,
+                         config.checkpoint_minutes)
         self.config, self.nets = config, nets
         self.images, self.labels, self.validation = images, labels.astype(np.int32), validation
         self.num_domains = config.model.num_expressions
@@ -153,18 +155,27 @@ class NeutralizerTrainer(StageTrainer):
 
 
 class AutoencoderTrainer(StageTrainer):
-    """Stage B: ``Dec(E(I)) ~ I`` with L1 in pixels and L2 in E-feature space.
+    """Stage B: ``Dec(E(I)) ~ I``, on faces paired with their neutral faces.
 
-    The encoder trains too (on the pixel loss) when no ImageNet weights were
-    loaded. The lr decays linearly to 0 over the second half of the epochs.
+    Losses (``AutoencoderConfig``): the pixel loss (L1 or L2) of each face
+    and of its neutral face; optionally the same loss on their *difference*,
+    ``(Dec(E(I)) - Dec(E(N))) - (I - N)``, which asks the decoder to render
+    what an expression changes rather than only the whole face (it needs no
+    label: the pairs are the ones LEED uses); and the L2 between encoder
+    features of the reconstruction and of the input. The encoder trains too
+    when no ImageNet weights were loaded. The lr decays linearly to 0 over
+    the second half of the epochs.
     """
 
     def __init__(self, config: Config, run_dir: str, nets: LeedNetworks, images: np.ndarray,
-                 validation: ValidationBatch, train_encoder: bool):
+                 neutrals: np.ndarray, validation: ValidationBatch, train_encoder: bool):
         c = config.autoencoder
         super().__init__("autoencoder", run_dir, len(images), c.batch_size, c.epochs, config.seed,
-                         config.log_every, config.image_every, config.checkpoint_every)
-        self.config, self.nets, self.images, self.validation = config, nets, images, validation
+                         config.log_every, config.image_every, config.checkpoint_every,
+                         config.checkpoint_minutes)
+        self.config, self.nets, self.validation = config, nets, validation
+        self.images, self.neutrals = images, neutrals
+        self.pixel_loss = losses.get_pixel_loss(c.pixel_loss)
         self.encoder_vars = trainable(nets.encoder) if train_encoder else []
         self.decoder_vars = trainable(nets.decoder)
         self.vars = self.encoder_vars + self.decoder_vars
@@ -177,35 +188,46 @@ class AutoencoderTrainer(StageTrainer):
         return float(self.opt.learning_rate)
 
     def epoch_dataset(self, epoch):
-        return pipeline.image_dataset(self.images, None, self.batch_size,
-                                      seed=self.seed * 1000 + epoch, flip=self.config.data.flip,
-                                      max_shift=self.config.data.max_shift)
+        d = self.config.data
+        return pipeline.paired_dataset(self.images, self.neutrals, self.batch_size,
+                                       seed=self.seed * 1000 + epoch, flip=d.flip, max_shift=d.max_shift,
+                                       references=False)
 
     @tf.function
-    def autoencoder_step(self, images):
+    def autoencoder_step(self, images, neutrals):
         c = self.config.autoencoder
         with tf.GradientTape(persistent=True) as tape:
-            code = self.nets.encoder(images, training=True)
+            both = tf.concat([images, neutrals], 0)
+            code = self.nets.encoder(both, training=True)
             reconstruction = self.nets.decoder(code, training=True)
-            pixel = losses.l1_loss(reconstruction, images)
-            weighted_pixel = c.lambda_pixel * pixel
-            target = tf.stop_gradient(code)
-            # Relative error, so the loss cannot fall by shrinking the features.
-            feature = losses.l2_loss(self.nets.encoder(reconstruction, training=True), target) / (
-                tf.reduce_mean(tf.square(target)) + 1e-8)
-            total = weighted_pixel + c.lambda_feature * feature
-        # The feature term trains the decoder only: an encoder learning from
-        # scratch would otherwise learn to ignore what the decoder gets wrong.
-        decoder_grads = tape.gradient(total, self.decoder_vars)
-        encoder_grads = tape.gradient(weighted_pixel, self.encoder_vars) if self.encoder_vars else []
+            pixel = self.pixel_loss(reconstruction, both)
+            image_reconstruction, neutral_reconstruction = tf.split(reconstruction, 2)
+            difference = self.pixel_loss(image_reconstruction - neutral_reconstruction, images - neutrals)
+            # Formed inside the tape: a product taken after it closes has no gradient.
+            pixel_total = c.lambda_pixel * pixel + c.lambda_difference * difference
+            total = pixel_total
+            out = {"pixel": pixel, "difference": difference}
+            if c.lambda_feature > 0:
+                target = tf.stop_gradient(code)
+                # Relative error, so the loss cannot fall by shrinking the features.
+                feature = losses.l2_loss(self.nets.encoder(reconstruction, training=True), target) / (
+                    tf.reduce_mean(tf.square(target)) + 1e-8)
+                total = pixel_total + c.lambda_feature * feature
+                out["feature"] = feature
+        if c.lambda_feature > 0:
+            # The feature term trains the decoder only: an encoder learning from
+            # scratch would otherwise learn to ignore what the decoder gets wrong.
+            decoder_grads = tape.gradient(total, self.decoder_vars)
+            encoder_grads = tape.gradient(pixel_total, self.encoder_vars) if self.encoder_vars else []
+            grads = list(encoder_grads) + list(decoder_grads)
+        else:
+            grads = tape.gradient(total, self.vars)  # One backward pass.
         del tape
-        grads = list(encoder_grads) + list(decoder_grads)
         self.opt.apply(grads, self.vars)
-        return {"pixel": pixel, "feature": feature, "total": total,
-                "grad_norm_autoencoder": tf.linalg.global_norm(grads)}
+        return {**out, "total": total, "grad_norm_autoencoder": tf.linalg.global_norm(grads)}
 
     def train_step(self, batch):
-        return self.autoencoder_step(batch["image"])
+        return self.autoencoder_step(batch["input"], batch["input_neutral"])
 
     def _reconstruct(self, images):
         return self.nets.decoder(self.nets.encoder(images), training=False)
@@ -221,20 +243,26 @@ class AutoencoderTrainer(StageTrainer):
 class LeedTrainer(StageTrainer):
     """Stage C: LEED (DESIGN.md section 2.C), E and G_neu frozen.
 
-    Per batch: the frozen encoder's codes of the four real images are computed
-    once and shared; ``n_critic`` critic steps; one step of X, I, Dec, Q on
-    the total loss; one step of S on its own label-free InfoNCE objective.
+    The frozen encoder's codes of every training face and neutral face, and
+    of their mirror images, are computed once (``LeedConfig.cache_codes``) and
+    travel with the batches; otherwise each step encodes its four real image
+    sets once and shares the codes. Per batch: ``n_critic`` critic steps; one
+    step of X, I, Dec, Q on the total loss; one step of S on its own
+    label-free InfoNCE objective.
     """
 
     def __init__(self, config: Config, run_dir: str, nets: LeedNetworks, images: np.ndarray,
                  neutrals: np.ndarray, validation: ValidationBatch):
         c = config.leed
         super().__init__("leed", run_dir, len(images), c.batch_size, c.epochs, config.seed,
-                         config.log_every, config.image_every, config.checkpoint_every)
+                         config.log_every, config.image_every, config.checkpoint_every,
+                         config.checkpoint_minutes)
         self.config, self.nets, self.validation = config, nets, validation
         self.images, self.neutrals = images, neutrals
         self.c = c
-        self.generator_nets = [nets.extractor, nets.interpolator, nets.decoder]
+        self.generator_nets = [nets.extractor, nets.interpolator]
+        if c.train_decoder:
+            self.generator_nets.append(nets.decoder)
         if c.lambda_q > 0:
             self.generator_nets.append(nets.regularizer)
         self.g_vars = trainable(*self.generator_nets)
@@ -244,6 +272,7 @@ class LeedTrainer(StageTrainer):
         self.d_opt = self.adam(self.schedule(c.learning_rate, c.decay_epochs, c.n_critic),
                                c.beta_1, c.beta_2, self.d_vars)
         self.s_opt = self.adam(self.schedule(c.learning_rate, c.decay_epochs), c.beta_1, c.beta_2, self.s_vars)
+        self._codes = None
 
     def checkpoint_objects(self):
         return {**self.network_variables(), "generator_optimizer": self.g_opt,
@@ -254,8 +283,31 @@ class LeedTrainer(StageTrainer):
 
     def epoch_dataset(self, epoch):
         d = self.config.data
-        return pipeline.paired_dataset(self.images, self.neutrals, self.batch_size,
-                                       seed=self.seed * 1000 + epoch, flip=d.flip, max_shift=d.max_shift)
+        common = dict(seed=self.seed * 1000 + epoch, flip=d.flip)
+        if not self.c.cache_codes:
+            return pipeline.paired_dataset(self.images, self.neutrals, self.batch_size,
+                                           max_shift=d.max_shift, **common)
+        return pipeline.paired_dataset(self.images, self.neutrals, self.batch_size, max_shift=0,
+                                       carry_mirrored=self.frozen_codes(), **common)
+
+    def frozen_codes(self) -> dict:
+        """The frozen encoder's codes of the training faces and of their
+        neutral faces, as ``carry_mirrored`` pairs ``(as_is, mirrored)``,
+        computed on first use (each distinct image is encoded once)."""
+        if self._codes is None:
+            unique, (image_rows, neutral_rows) = images_lib.unique_rows(self.images, self.neutrals)
+            start = time.time()
+            print(f"[{self.name}] encoding {len(unique)} distinct training images and their mirror "
+                  "images once (frozen encoder)", flush=True)
+            encode = tf.function(lambda x: self.nets.encoder(x, training=False))
+            codes = []
+            for mirror in (False, True):
+                batches = [_unit(unique[i:i + 64]) for i in range(0, len(unique), 64)]
+                codes.append(np.concatenate([encode(b[:, :, ::-1] if mirror else b).numpy() for b in batches]))
+            self._codes = {"code": (codes[0][image_rows], codes[1][image_rows]),
+                           "neutral_code": (codes[0][neutral_rows], codes[1][neutral_rows])}
+            print(f"[{self.name}] codes ready in {time.time() - start:.1f} s", flush=True)
+        return self._codes
 
     @tf.function
     def encode_real(self, batch):
@@ -330,9 +382,13 @@ class LeedTrainer(StageTrainer):
     @tf.function
     def siamese_step(self, batch):
         """S learns expression displacements label-free: two augmentations of
-        the same (face, neutral) pair must give matching ``u``."""
-        images = tf.concat([batch["input"], batch["reference"]], 0)
-        neutrals = tf.concat([batch["input_neutral"], batch["reference_neutral"]], 0)
+        the same (face, neutral) pair must give matching ``u``.
+
+        The batch's inputs are the pairs (its references are other random
+        faces, no new kind of data): half the cost, and no face can appear
+        twice among the negatives.
+        """
+        images, neutrals = batch["input"], batch["input_neutral"]
         seeds = self.rng.make_seeds(2)
         views = []
         for i in range(2):
@@ -351,7 +407,12 @@ class LeedTrainer(StageTrainer):
         return {"siamese_contrastive": loss, "grad_norm_siamese": tf.linalg.global_norm(grads)}
 
     def train_step(self, batch):
-        codes = self.encode_real(batch)
+        if self.c.cache_codes:
+            codes = {"code": batch["input_code"], "neutral_code": batch["input_neutral_code"],
+                     "reference_code": batch["reference_code"],
+                     "reference_neutral_code": batch["reference_neutral_code"]}
+        else:
+            codes = self.encode_real(batch)
         out = {}
         for _ in range(self.c.n_critic):
             out.update(self.critic_step(codes))
@@ -360,14 +421,16 @@ class LeedTrainer(StageTrainer):
             out.update(self.siamese_step(batch))
         return out
 
-    def _edits(self):
+    def _edits(self, output):
         v = self.validation
-        return self.nets.edit(_unit(v.input), _unit(v.input_neutral), _unit(v.reference),
-                              _unit(v.reference_neutral))
+        return tf.clip_by_value(self.nets.edit(_unit(v.input), _unit(v.input_neutral), _unit(v.reference),
+                                               _unit(v.reference_neutral), output=output), -1.0, 1.0)
 
     def validation_images(self):
+        """Columns: input, reference, neutral, edit decoded, edit residual
+        (and the ground truth on synthetic data)."""
         v = self.validation
-        columns = [v.input, v.reference, v.input_neutral, to_uint8(self._edits())]
+        columns = [v.input, v.reference, v.input_neutral] + [to_uint8(self._edits(o)) for o in OUTPUTS]
         if v.ground_truth is not None:
             columns.append(v.ground_truth)
         return image_grid(columns)
@@ -376,6 +439,10 @@ class LeedTrainer(StageTrainer):
         if self.validation.ground_truth is None:
             return {}
         truth = _unit(self.validation.ground_truth)
-        edits = tf.clip_by_value(self._edits(), -1.0, 1.0)
-        return {"edit_psnr": float(tf.reduce_mean(losses.psnr(edits, truth))),
-                "edit_l1": float(losses.l1_loss(edits, truth))}
+        metrics = {}
+        for output in OUTPUTS:
+            edits = self._edits(output)
+            suffix = "" if output == "decoded" else "_" + output
+            metrics["edit_psnr" + suffix] = float(tf.reduce_mean(losses.psnr(edits, truth)))
+            metrics["edit_l1" + suffix] = float(losses.l1_loss(edits, truth))
+        return metrics
