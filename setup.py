@@ -24,5 +24,7 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6.100"],
         "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.5"],
         "face": ["opencv-python-headless<5"],
+        # dlib's face embedding for identity similarity in scripts/evaluate.py.
+        "eval": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
     },
 )

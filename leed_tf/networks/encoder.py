@@ -21,11 +21,11 @@ Notes:
 
 from __future__ import annotations
 
-import os
 
 import keras
 from keras import ops
 
+from leed_tf import weights
 from leed_tf.networks.layers import scaled
 
 VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -68,13 +68,8 @@ class Encoder(keras.Model):
 
 
 def vgg19_weights_search_paths() -> list[str]:
-    """Where Keras caches ``VGG19_NOTOP_FILE``: ``$KERAS_HOME/models``, then
-    ``~/.keras/models``, then ``/tmp/.keras/models`` (Keras' fallback)."""
-    homes = []
-    if os.environ.get("KERAS_HOME"):
-        homes.append(os.environ["KERAS_HOME"])
-    homes += [os.path.join(os.path.expanduser("~"), ".keras"), os.path.join("/tmp", ".keras")]
-    return [os.path.join(home, "models", VGG19_NOTOP_FILE) for home in homes]
+    """Where Keras caches ``VGG19_NOTOP_FILE`` (see ``leed_tf.weights``)."""
+    return weights.keras_cache_paths(VGG19_NOTOP_FILE)
 
 
 def find_vgg19_weights(path: str = "") -> str:
@@ -86,17 +81,12 @@ def find_vgg19_weights(path: str = "") -> str:
     Raises:
       FileNotFoundError: naming the file needed and every place looked in.
     """
-    candidates = [path] if path else vgg19_weights_search_paths()
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            return candidate
-    raise FileNotFoundError(
-        f"ImageNet VGG-19 weights not found. The encoder needs Keras' file "
-        f"{VGG19_NOTOP_FILE} (from keras.applications.VGG19(include_top=False, "
-        f"weights='imagenet'), about 80 MB). Looked in: {', '.join(candidates)}. "
-        f"Copy it to one of those places or pass its path with --encoder_weights; "
-        f"pass --encoder_weights=none to train the encoder from scratch instead. "
-        f"Nothing is downloaded at run time.")
+    return weights.find_weights_file(
+        VGG19_NOTOP_FILE, path,
+        f"ImageNet VGG-19 weights not found. The encoder needs Keras' file {VGG19_NOTOP_FILE} (from "
+        f"keras.applications.VGG19(include_top=False, weights='imagenet'), about 80 MB).",
+        "Copy it to one of those places or pass its path with --encoder_weights; pass "
+        "--encoder_weights=none to train the encoder from scratch instead.")
 
 
 def load_vgg19_weights(encoder: Encoder, path: str = "") -> str:
