@@ -735,7 +735,11 @@ def save_module(module: LeedServingModule, export_base: str, *, version: int | N
         module.expression_bank_file = tf.saved_model.Asset(os.path.join(assets, BANK_ASSET))
         module.metadata_file = tf.saved_model.Asset(os.path.join(assets, METADATA_ASSET))
         target = os.path.join(staging, "model")
-        tf.saved_model.save(module, target, signatures=module.concrete_signatures())
+        absl_level = logging.get_absl_logger().level
+        try:
+            tf.saved_model.save(module, target, signatures=module.concrete_signatures())
+        finally:  # TF's saver pins absl's logger to --verbosity (WARNING outside absl apps)
+            logging.get_absl_logger().setLevel(absl_level)
         try:
             os.rename(target, final)
         except OSError as e:

@@ -4,6 +4,7 @@ fail with InvalidArgumentError instead of crashing the process."""
 
 import io
 import json
+import logging
 import os
 import struct
 import subprocess
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from absl import logging as absl_logging
 
 from leed_tf import export
 from leed_tf.config import Config
@@ -218,3 +220,11 @@ def test_export_script_refuses_to_overwrite(trained):
     with pytest.raises(FileExistsError, match="exists"):
         export.export_run(trained.run_dir, trained.export_base, version=1)
     assert sorted(os.listdir(trained.export_base)) == ["1"]
+
+
+def test_export_keeps_the_callers_info_messages(tmp_path, caplog):
+    # tf.saved_model.save pins absl's logger to WARNING; a library user's INFO logging must survive.
+    with caplog.at_level(logging.INFO):
+        export.export_networks(random_networks(), str(tmp_path / "export"), neutralizer=False)
+        absl_logging.info("after the export")
+    assert "after the export" in caplog.text

@@ -149,7 +149,7 @@ def test_decode_files_skips_and_reports_bad_files(tmp_path, caplog):
     bad = {k: fx.write(tmp_path / f"{k}.jpg", v) for k, v in fx.bad_files().items()}
     paths = [good[0], bad["corrupt"], good[1], bad["truncated"], bad["empty"], good[2],
              bad["text"], str(tmp_path / "missing.jpg")]
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         out, kept, failures = images.decode_files(paths, fx.RAFD_BOX, 16, num_workers=2)
     np.testing.assert_array_equal(kept, [0, 2, 5])
     assert out.shape == (3, 16, 16, 3)
@@ -196,7 +196,7 @@ def test_scale_to_unit_and_back():
 def test_progress_is_logged_for_long_runs(tmp_path, caplog, monkeypatch):
     monkeypatch.setattr(images, "_PROGRESS_EVERY", 2)
     path = fx.write(tmp_path / "a.png", fx.encode(Image.new("RGB", (8, 8)), "PNG"))
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         images.decode_files([path] * 5, None, 4, num_workers=2)
     assert sum("decoded 2/5" in r.getMessage() or "decoded 4/5" in r.getMessage()
                for r in caplog.records) == 2

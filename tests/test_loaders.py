@@ -231,7 +231,7 @@ def test_bad_files_are_skipped_and_counted(tmp_path, caplog):
                       angles=("090",), gazes=("frontal",), distractors=False)
     bad = {kind: fx.write(tmp_path / f"Rafd090_0{i + 3}_Kid_male_sad_frontal.jpg", data)
            for i, (kind, data) in enumerate(fx.bad_files().items())}
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         faces = loaders.load_face_set("rafd", tmp_path, size=8, split="all")
     assert len(faces) == 4 and faces.subject_names == ("01", "02")
     warnings = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
