@@ -94,7 +94,7 @@ class Editor:
 
     # -- construction -------------------------------------------------------
     @classmethod
-    def from_run_dir(cls, run_dir: str, *, expression_bank=None, output_form: str = "decoded",
+    def from_run_dir(cls, run_dir: str, *, expression_bank=None, output_form: str | None = None,
                      **options) -> "Editor":
         """An editor over a run folder's latest checkpoints.
 
@@ -104,7 +104,8 @@ class Editor:
             ``<run_dir>/expression_bank.npz`` if present).
           output_form: ``decoded`` (the paper's ``Dec(z_out)``) or
             ``residual`` (``I_in + Dec(z_out) - Dec(z_self)``; see
-            ``leed_tf.export.LeedServingModule``).
+            ``leed_tf.export.LeedServingModule``); default the run's
+            ``output_form`` setting.
           **options: ``crop``, ``detect_face``, ``face_scale``, ``batch_size``.
 
         Raises:
@@ -116,7 +117,7 @@ class Editor:
                         (default if os.path.exists(default) else None))
         module = export.LeedServingModule(restored.nets, has_neutralizer=restored.has_neutralizer,
                                           box=export.face_box(restored.config), bank=bank,
-                                          output_form=output_form)
+                                          output_form=output_form or restored.config.output_form)
         return cls(module, config=restored.config, **options)
 
     @classmethod

@@ -751,7 +751,7 @@ def save_module(module: LeedServingModule, export_base: str, *, version: int | N
 
 
 def export_run(run_dir: str, export_base: str = DEFAULT_EXPORT_BASE, *, version: int | None = None,
-               expression_bank: str | ExpressionBank | None = None, output_form: str = "decoded") -> str:
+               expression_bank: str | ExpressionBank | None = None, output_form: str | None = None) -> str:
     """Exports a trained run folder.
 
     Args:
@@ -763,13 +763,14 @@ def export_run(run_dir: str, export_base: str = DEFAULT_EXPORT_BASE, *, version:
         runs, one built now from synthetic renders (and saved there); else
         none (``edit_with_expression`` then rejects every name).
       output_form: ``decoded`` (the paper's) or ``residual`` (see
-        ``LeedServingModule``).
+        ``LeedServingModule``); default the run's ``output_form`` setting.
 
     Returns:
       The version folder written.
     """
     restored = restore_networks(run_dir)
     config = restored.config
+    output_form = output_form or config.output_form
     module = LeedServingModule(restored.nets, has_neutralizer=restored.has_neutralizer,
                                box=face_box(config), output_form=output_form)
     bank = _bank_for_run(run_dir, config, module, expression_bank)

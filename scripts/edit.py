@@ -44,9 +44,10 @@ _INPUT_NEUTRAL = flags.DEFINE_string("input_neutral", None, "Models trained with
                                      "(no neutralizer): the inputs' real neutral faces, a file or a folder "
                                      "with one per input in sorted order.")
 _REFERENCE_NEUTRAL = flags.DEFINE_string("reference_neutral", None, "Likewise for the references.")
-_OUTPUT_FORM = flags.DEFINE_enum("output_form", "decoded", ["decoded", "residual"],
+_OUTPUT_FORM = flags.DEFINE_enum("output_form", None, ["decoded", "residual"],
                                  "With --run_dir: decoded (the paper's Dec(z_out)) or residual (input + "
-                                 "Dec(z_out) - Dec(z_self)). An export keeps the form it was exported with.")
+                                 "Dec(z_out) - Dec(z_self)). Default: the run's setting (residual for the "
+                                 "synthetic default). An export keeps the form it was exported with.")
 
 
 def main(argv):

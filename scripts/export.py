@@ -26,9 +26,10 @@ _BANK = flags.DEFINE_string("expression_bank", None, "Expression bank .npz to em
                             "<run_dir>/expression_bank.npz; built from synthetic renders for "
                             "synthetic runs).")
 
-_OUTPUT_FORM = flags.DEFINE_enum("output_form", "decoded", list(export.OUTPUT_FORMS),
+_OUTPUT_FORM = flags.DEFINE_enum("output_form", None, list(export.OUTPUT_FORMS),
                                  "decoded: the paper's Dec(z_out); residual: input + Dec(z_out) - "
-                                 "Dec(z_self), which keeps the detail the decoder cannot reproduce.")
+                                 "Dec(z_self), which keeps the detail the decoder cannot reproduce. "
+                                 "Default: the run's setting (residual for the synthetic default).")
 
 
 def main(argv):

@@ -151,7 +151,9 @@ def test_run_folder_and_export_agree(trained):
     }.items():
         np.testing.assert_allclose(call(run_editor), call(export_editor), atol=1e-4, err_msg=name)
     assert export_editor.expression_names == run_editor.expression_names == synthetic.EXPRESSIONS
-    assert export_editor.has_neutralizer and export_editor.output_form == "decoded"
+    assert export_editor.has_neutralizer
+    # Both follow the run's setting (the synthetic default's residual form).
+    assert export_editor.output_form == run_editor.output_form == synthetic_defaults().output_form
 
 
 def test_edit_is_the_networks_math(trained):
@@ -159,26 +161,36 @@ def test_edit_is_the_networks_math(trained):
     nets = trained.nets()
     inputs, references = unit(trained.faces[:4]), unit(trained.faces[12:])
     x, r = inputs * 2 - 1, references * 2 - 1
-    expected = nets.edit(x, nets.neutralize(x), r, nets.neutralize(r), tf.constant([1.0, 0.5, 0.0, 2.0]))
-    expected = np.clip((expected.numpy() + 1) / 2, 0, 1)
-    got = trained.editor("run").edit_batch(inputs, references, [1.0, 0.5, 0.0, 2.0])
-    np.testing.assert_allclose(got, expected, atol=1e-4)
+    for form in ("decoded", "residual"):
+        expected = nets.edit(x, nets.neutralize(x), r, nets.neutralize(r), tf.constant([1.0, 0.5, 0.0, 2.0]),
+                             output=form)
+        expected = np.clip((expected.numpy() + 1) / 2, 0, 1)
+        got = Editor.from_run_dir(trained.run_dir, output_form=form).edit_batch(inputs, references,
+                                                                                [1.0, 0.5, 0.0, 2.0])
+        np.testing.assert_allclose(got, expected, atol=1e-4, err_msg=form)
 
 
 def test_intensity_zero_renders_the_neutral_code(trained):
-    """z_out = n exactly at intensity 0: Dec(E(G_neu(I))), whatever the reference."""
+    """z_out = n exactly at intensity 0, whatever the reference: Dec(E(G_neu(I)))
+    in decoded form, I + Dec(n) - Dec(z_self) in residual form."""
     nets = trained.nets()
     inputs = unit(trained.faces[:3])
     x = inputs * 2 - 1
-    decoded = nets.decoder(nets.encoder(nets.neutralize(x)), training=False).numpy()
-    neutral_rendering = np.clip((decoded + 1) / 2, 0, 1)
-    for kind in ("run", "export"):
-        editor = trained.editor(kind)
+    code, neutral_code = tf.split(nets.encoder(tf.concat([x, nets.neutralize(x)], 0)), 2)
+    neutral = nets.decoder(neutral_code, training=False).numpy()
+    self_edit = nets.decoder(nets.edited_code(neutral_code, nets.expression_code(code, neutral_code)),
+                             training=False).numpy()
+    expected = {"decoded": np.clip((neutral + 1) / 2, 0, 1),
+                "residual": np.clip((x + neutral - self_edit + 1) / 2, 0, 1)}
+    editors = {"run": trained.editor("run"), "export": trained.editor("export"),
+               "run, decoded": Editor.from_run_dir(trained.run_dir, output_form="decoded")}
+    assert {e.output_form for e in editors.values()} == set(expected)
+    for kind, editor in editors.items():
         for references in (trained.faces[8:11], trained.faces[13:16]):
             got = editor.edit(inputs, references, intensity=0.0, output="float")
-            np.testing.assert_allclose(got, neutral_rendering, atol=1e-5, err_msg=kind)
+            np.testing.assert_allclose(got, expected[editor.output_form], atol=1e-5, err_msg=kind)
         np.testing.assert_allclose(editor.edit(inputs, expression="angry", intensity=0.0, output="float"),
-                                   neutral_rendering, atol=1e-5)
+                                   expected[editor.output_form], atol=1e-5, err_msg=kind)
 
 
 def test_self_edit_returns_the_input_in_residual_form(trained):
