@@ -147,6 +147,15 @@ def test_cached_codes_are_the_frozen_encoders_codes_of_the_batch(setup, tmp_path
     assert flipped > 0  # the mirrored codes were exercised
 
 
+def test_leed_keeps_the_autoencoders_decoder_when_asked(setup, tmp_path):
+    config, images, neutrals, _, validation = setup
+    config.leed.train_decoder = False
+    nets = LeedNetworks(config.model)
+    decoder, interpolator = weights(nets.decoder), weights(nets.interpolator)
+    LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation).fit(max_steps=1)
+    assert not changed(decoder, nets.decoder) and changed(interpolator, nets.interpolator)
+
+
 def test_leed_ablations_skip_their_networks(setup, tmp_path):
     config, images, neutrals, _, validation = setup
     config.leed.lambda_q = config.leed.lambda_s = 0.0

@@ -353,7 +353,8 @@ class LeedTrainer(StageTrainer):
             own_expression = nets.expression_code(code, neutral_code, training=True)
             edited = nets.edited_code(tf.concat([neutral_code, neutral_code], 0),
                                       tf.concat([reference_expression, own_expression], 0), training=True)
-            decoded = nets.decoder(edited, training=True)
+            # A decoder kept as the auto-encoder left it keeps its batch-norm statistics too.
+            decoded = nets.decoder(edited, training=c.train_decoder)
             edit_code, self_code = tf.split(edited, 2)
             edit_image, self_image = tf.split(decoded, 2)
 
