@@ -21,6 +21,8 @@ NEUTRAL_SOURCES = ("stargan", "dataset")
 OUTPUT_FORMS = ("decoded", "residual")
 PIXEL_LOSSES = ("l1", "l2")
 STAGES = ("neutralizer", "autoencoder", "leed")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def canonical_dataset(name: str) -> str:
@@ -224,8 +226,18 @@ class Config:
       checkpoint_every: Steps between checkpoints; a stage also checkpoints
         when it stops.
       checkpoint_minutes: Minutes after which a checkpoint is written even
-        if ``checkpoint_every`` steps have not passed.
-      jit_compile: Compile the training steps with XLA.
+        if ``checkpoint_every`` steps have not passed (not with several
+        workers, which must save at the same steps).
+      jit_compile: Compile each replica's training steps with XLA. On a CPU
+        it needs a single replica (XLA has no CPU collectives).
+      strategy: ``default`` (one device), ``mirrored`` (every local GPU, or
+        every logical CPU device) or ``multi_worker`` (several machines, from
+        the ``TF_CONFIG`` environment variable). The batch sizes are global:
+        each of N replicas takes 1/N of every batch. Training settings: a run
+        may resume under another strategy.
+      precision: ``float32``, ``mixed_float16`` (loss scaling) or
+        ``mixed_bfloat16``: the Keras mixed-precision policy of the networks;
+        variables, losses and the gradient penalty stay float32.
       output_form: How edits are rendered by default (validation summary,
         editor, export): ``decoded``, the paper's ``Dec(z_out)``; or
         ``residual``, ``I_in + Dec(z_out) - Dec(z_self)``, which applies only
@@ -244,11 +256,15 @@ class Config:
     checkpoint_every: int = 500
     checkpoint_minutes: float = 10.0
     jit_compile: bool = False
+    strategy: str = "default"
+    precision: str = "float32"
     output_form: str = "decoded"
 
     def __post_init__(self):
-        if self.output_form not in OUTPUT_FORMS:
-            raise ValueError(f"output_form must be one of {OUTPUT_FORMS}, got {self.output_form!r}.")
+        for name, allowed in (("output_form", OUTPUT_FORMS), ("strategy", STRATEGIES),
+                              ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -266,7 +282,7 @@ class Config:
 
     def save(self, path: str) -> None:
         """Writes the config atomically (a crash never leaves half a file)."""
-        tmp = path + ".tmp"
+        tmp = f"{path}.{os.getpid()}.tmp"  # Workers sharing a run folder never share a temporary.
         with open(tmp, "w") as f:
             f.write(self.to_json())
         os.replace(tmp, path)

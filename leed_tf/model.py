@@ -14,6 +14,10 @@ Symbols of the paper (DESIGN.md section 1) and their names here:
   alpha                   ``intensity``                [B] or scalar
   z_out = n + a I([n,e])  ``edited_code``              [B, 8, 8, 512]
   ======================  ==========================  =====================
+
+Under a mixed-precision policy the networks compute in float16 or bfloat16;
+the code arithmetic (``d = z - n``, ``z_out = n + alpha * I(...)``) stays in
+float32, the variables' dtype, and takes network outputs cast up.
 """
 
 from __future__ import annotations
@@ -92,19 +96,26 @@ class LeedNetworks:
 
     def expression_code(self, code, neutral_code, training=False):
         """e = X(z - n)."""
-        return self.extractor(code - neutral_code, training=training)
+        return self.extractor(self._code(code) - self._code(neutral_code), training=training)
 
     def edited_code(self, neutral_code, expression_code, intensity=1.0, training=False):
-        """z_out = n + alpha * I(concat[n, e])."""
-        residual = self.interpolator(ops.concatenate([neutral_code, expression_code], axis=-1),
-                                     training=training)
+        """z_out = n + alpha * I(concat[n, e]), in the variables' dtype."""
+        neutral_code = self._code(neutral_code)
+        residual = self._code(self.interpolator(
+            ops.concatenate([neutral_code, self._code(expression_code)], axis=-1), training=training))
         intensity = tf.cast(intensity, residual.dtype)
         if intensity.shape.rank == 1:
             intensity = intensity[:, None, None, None]
         return neutral_code + intensity * residual
 
+    def _code(self, tensor):
+        # Code arithmetic in the variables' dtype: float32 under the mixed
+        # policies (network outputs cast up), float64 in float64 tests.
+        return tf.cast(tensor, self.interpolator.variable_dtype)
+
     def edit(self, image, neutral, reference, reference_neutral, intensity=1.0, output="decoded"):
-        """The whole reference-driven edit on images in [-1, 1] (inference mode).
+        """The whole reference-driven edit on images in [-1, 1] (inference
+        mode), float32 under every precision policy.
 
         Args:
           image, neutral: The input face and its neutral face.
@@ -120,7 +131,7 @@ class LeedNetworks:
         expression = self.expression_code(reference_code, reference_neutral_code)
         edited = self.edited_code(neutral_code, expression, intensity)
         if output == "decoded":
-            return self.decoder(edited, training=False)
+            return full_precision(self.decoder(edited, training=False))
         check_output(output)
         self_code = self.edited_code(neutral_code, self.expression_code(code, neutral_code))
         return _apply_residual(image, self.decoder(tf.concat([edited, self_code], 0), training=False))
@@ -134,12 +145,20 @@ class LeedNetworks:
         decoder = decoder or self.decoder
         edited = neutral_code + reference_code - reference_neutral_code
         if output == "decoded":
-            return decoder(edited, training=False)
+            return full_precision(decoder(edited, training=False))
         check_output(output)
         return _apply_residual(image, decoder(tf.concat([edited, code], 0), training=False))
 
 
 OUTPUTS = ("decoded", "residual")
+
+
+def full_precision(tensor):
+    """A network output computed in float16/bfloat16, cast up to float32;
+    any other tensor unchanged (no op under the float32 policy, and a
+    float64 test run stays float64)."""
+    tensor = tf.convert_to_tensor(tensor)
+    return tf.cast(tensor, tf.float32) if tensor.dtype in (tf.float16, tf.bfloat16) else tensor
 
 
 def check_output(output: str) -> None:
@@ -148,7 +167,7 @@ def check_output(output: str) -> None:
 
 
 def _apply_residual(image, decoded_pair):
-    edited, reconstructed = tf.split(decoded_pair, 2, axis=0)
+    edited, reconstructed = tf.split(full_precision(decoded_pair), 2, axis=0)
     return image + edited - reconstructed
 
 

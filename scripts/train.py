@@ -42,7 +42,12 @@ flags.DEFINE_integer("synthetic_subjects", None, "Synthetic identities (10% held
 flags.DEFINE_list("synthetic_poses", None, "Yaw angles in degrees of the synthetic faces, e.g. -45,0,45.")
 flags.DEFINE_integer("seed", None, "Random seed.")
 flags.DEFINE_integer("max_steps", None, "Stop each stage at this step (resume later).")
-flags.DEFINE_boolean("jit_compile", None, "Compile training steps with XLA.")
+flags.DEFINE_boolean("jit_compile", None, "Compile each replica's training steps with XLA.")
+flags.DEFINE_enum("strategy", None, list(config_lib.STRATEGIES),
+                  "default: one device; mirrored: every local GPU (or logical CPU device); "
+                  "multi_worker: the machines in TF_CONFIG. Batch sizes are global.")
+flags.DEFINE_enum("precision", None, list(config_lib.PRECISIONS),
+                  "Keras mixed-precision policy of the networks (float16 with loss scaling).")
 
 
 def main(argv):
@@ -56,7 +61,8 @@ def main(argv):
         "leed.batch_size": FLAGS.batch_size, "leed.learning_rate": FLAGS.learning_rate,
         "leed.lambda_q": FLAGS.lambda_q, "leed.lambda_recon": FLAGS.lambda_recon,
         "leed.lambda_s": FLAGS.lambda_s, "leed.lambda_gp": FLAGS.lambda_gp,
-        "leed.n_critic": FLAGS.n_critic, "leed.train_decoder": FLAGS.train_decoder, "seed": FLAGS.seed, "jit_compile": FLAGS.jit_compile,
+        "leed.n_critic": FLAGS.n_critic, "leed.train_decoder": FLAGS.train_decoder, "seed": FLAGS.seed,
+        "jit_compile": FLAGS.jit_compile, "strategy": FLAGS.strategy, "precision": FLAGS.precision,
     }
     config = config_lib.resolve_config(FLAGS.run_dir, FLAGS.dataset, overrides)
     run.train(config, FLAGS.run_dir, stages=FLAGS.stages, max_steps=FLAGS.max_steps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
 def scaled(channels: int, width: float) -> int:
@@ -20,8 +21,35 @@ def instance_norm(name: str | None = None) -> keras.layers.Layer:
 
 
 def batch_norm(name: str | None = None) -> keras.layers.Layer:
-    # PyTorch's BatchNorm2d defaults (momentum 0.1 there is 0.9 here).
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+    """Batch normalisation with PyTorch's BatchNorm2d defaults (momentum 0.1
+    there is 0.9 here), synchronized over ``tf.distribute`` replicas."""
+    return SyncBatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+@keras.saving.register_keras_serializable(package="leed_tf")
+class SyncBatchNormalization(keras.layers.BatchNormalization):
+    """``BatchNormalization`` whose training statistics are the global batch's.
+
+    With several replicas, mean and variance are computed over every
+    replica's rows, in two passes as ``tf.nn.moments`` does: the mean, then
+    the mean squared deviation from it. Keras' own ``synchronized=True``
+    computes ``E[x^2] - E[x]^2``, which cancels digits in float32: on LEED's
+    tiny test networks it moved a loss by 1 % against one device. With one
+    replica (the default strategy) this is ``BatchNormalization`` exactly.
+    """
+
+    def _moments(self, inputs, mask):
+        context = tf.distribute.get_replica_context()
+        if mask is not None or context is None or context.num_replicas_in_sync == 1:
+            return super()._moments(inputs, mask)
+        axes = self._reduction_axes
+        count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(inputs), axes)), inputs.dtype)
+        total, count = context.all_reduce(tf.distribute.ReduceOp.SUM, [tf.reduce_sum(inputs, axes), count])
+        mean = total / count
+        # As tf.nn.moments: the variance's gradient does not flow through the mean.
+        squares = tf.reduce_sum(tf.square(inputs - tf.stop_gradient(mean)), axes)
+        variance = context.all_reduce(tf.distribute.ReduceOp.SUM, squares) / count
+        return mean, variance
 
 
 def normalization(kind: str, name: str | None = None) -> keras.layers.Layer | None:

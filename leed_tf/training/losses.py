@@ -56,8 +56,11 @@ def gradient_penalty(critic_fn, real, fake, mix):
         ``x_hat = real + mix * (fake - real)``.
 
     Returns:
-      Scalar penalty, not yet multiplied by lambda_gp.
+      Scalar penalty, not yet multiplied by lambda_gp; float32 under every
+      precision policy (the critic sees float32 interpolates and casts them
+      to its compute dtype; their gradient comes back in float32).
     """
+    real, fake, mix = (tf.cast(t, tf.float32) for t in (real, fake, mix))
     interpolates = real + mix * (fake - real)
     with tf.GradientTape() as tape:
         tape.watch(interpolates)

@@ -9,6 +9,10 @@ Run folder layout::
     <run_dir>/train/, validation/      TensorBoard event files
     <run_dir>/samples/<stage>.png      latest validation grid
     <run_dir>/metrics.json             final validation metrics
+
+With several workers (``Config.strategy == "multi_worker"``) ``run_dir`` must
+be one folder every worker sees (a shared file system): the chief writes it,
+every worker reads the chief's config and checkpoints.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from leed_tf.data import pipeline, sources
 from leed_tf.data.records import NEUTRAL, FaceSet
 from leed_tf.model import LeedNetworks
 from leed_tf.networks import encoder as encoder_lib
-from leed_tf.training import losses
+from leed_tf.training import distribute, losses
 from leed_tf.training.stages import (AutoencoderTrainer, LeedTrainer, NeutralizerTrainer,
                                      ValidationBatch, to_uint8)
 
@@ -36,16 +40,23 @@ CONFIG_FILE = "config.json"
 VALIDATION_PAIRS = 64
 
 
-def prepare_run_dir(config: Config, run_dir: str) -> Config:
+def prepare_run_dir(config: Config, run_dir: str, write: bool = True) -> Config:
     """Writes ``config`` into ``run_dir``, or checks it against the saved one.
 
     Architecture and data settings of an existing run cannot change (its
-    checkpoints would no longer fit); training settings may (e.g. more epochs).
+    checkpoints would no longer fit); training settings may (e.g. more
+    epochs, another strategy or precision).
+
+    Args:
+      config: The settings of this training run.
+      run_dir: The run folder.
+      write: Write the config (the chief); other workers only check it.
 
     Raises:
       ValueError: naming every changed architecture or data setting.
     """
-    os.makedirs(run_dir, exist_ok=True)
+    if write:
+        os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.exists(path):
         saved = Config.load(path)
@@ -56,7 +67,8 @@ def prepare_run_dir(config: Config, run_dir: str) -> Config:
         if changed:
             raise ValueError(f"{run_dir} holds a run with other architecture/data settings; "
                              f"use a new --run_dir or the saved settings. Changed: {'; '.join(changed)}.")
-    config.save(path)
+    if write:
+        config.save(path)
     return config
 
 
@@ -95,8 +107,10 @@ def load_encoder_weights(config: Config, nets: LeedNetworks) -> bool:
     return True
 
 
-def neutral_faces(nets: LeedNetworks, images: np.ndarray, cache_path: str, batch_size: int = 32) -> np.ndarray:
-    """The neutralizer's faces of ``images`` (uint8), computed once and cached."""
+def neutral_faces(nets: LeedNetworks, images: np.ndarray, cache_path: str, batch_size: int = 32,
+                  write: bool = True) -> np.ndarray:
+    """The neutralizer's faces of ``images`` (uint8), computed once and cached
+    (``write``: by the chief)."""
     if os.path.exists(cache_path):
         cached = np.load(cache_path)
         if cached.shape == images.shape:
@@ -104,11 +118,19 @@ def neutral_faces(nets: LeedNetworks, images: np.ndarray, cache_path: str, batch
     neutralize = tf.function(nets.neutralize)
     out = np.concatenate([to_uint8(neutralize(pipeline.to_unit(tf.constant(images[i:i + batch_size]))))
                           for i in range(0, len(images), batch_size)])
-    os.makedirs(os.path.dirname(cache_path), exist_ok=True)
-    with open(cache_path + ".tmp", "wb") as f:
-        np.save(f, out)
-    os.replace(cache_path + ".tmp", cache_path)
+    if write:
+        os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+        _write_atomically(cache_path, lambda f: np.save(f, out))
     return out
+
+
+def _write_atomically(path: str, write) -> None:
+    """Calls ``write(file)`` on a temporary file, then renames it to ``path``:
+    a process killed meanwhile leaves the old file or none, never half a file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
 
 
 def _validation_batch(face_set: FaceSet, neutrals: np.ndarray, seed: int) -> ValidationBatch:
@@ -152,7 +174,7 @@ def train(config: Config, run_dir: str, stages: list[str] | None = None,
     """Trains the requested stages (default: the missing ones) in order.
 
     Args:
-      config: The run's settings.
+      config: The run's settings, ``strategy`` and ``precision`` included.
       run_dir: The run folder (created, or resumed).
       stages: Stages to train; earlier stages must then have checkpoints.
       max_steps: Stop each trained stage at this step (interrupted runs, tests).
@@ -161,12 +183,27 @@ def train(config: Config, run_dir: str, stages: list[str] | None = None,
       A summary: per-stage results and, on synthetic data, the final
       validation metrics of LEED and of both baselines.
     """
+    return train_networks(config, run_dir, stages, max_steps)[0]
+
+
+def train_networks(config: Config, run_dir: str, stages: list[str] | None = None,
+                   max_steps: int | None = None) -> tuple[dict, LeedNetworks]:
+    """``train``, also returning the trained networks (for callers that keep
+    using them in the same process)."""
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.
+    strategy = distribute.make_strategy(config.strategy)
+    with distribute.precision_policy(config.precision):
+        return _train(config, run_dir, stages, max_steps, strategy)
+
+
+def _train(config, run_dir, stages, max_steps, strategy) -> tuple[dict, LeedNetworks]:
     start = time.time()
+    chief = distribute.is_chief(strategy)
     keras.utils.set_random_seed(config.seed)
     train_set, val_set = sources.load_splits(config.data, config.model.image_size,
                                              cache_dir=os.path.join(run_dir, "cache"))
     _match_domains(config, train_set)
-    prepare_run_dir(config, run_dir)
+    prepare_run_dir(config, run_dir, write=chief)
     stages = default_stages(config, run_dir) if stages is None else list(stages)
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
@@ -174,8 +211,12 @@ def train(config: Config, run_dir: str, stages: list[str] | None = None,
     print(f"Data: {len(train_set)} training faces of {len(train_set.subject_names)} subjects, "
           f"{len(val_set)} validation faces of {len(val_set.subject_names)} held-out subjects.")
     print(f"Stages to train: {', '.join(stages) or 'none (all finished)'}")
+    if strategy.num_replicas_in_sync > 1:
+        print(f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, "
+              f"{'chief' if chief else 'worker'}; batch sizes are global.")
 
-    nets = LeedNetworks(config.model)
+    with strategy.scope():
+        nets = LeedNetworks(config.model)
     imagenet = load_encoder_weights(config, nets)
     summary = {"run_dir": run_dir, "stages": {}}
 
@@ -190,26 +231,30 @@ def train(config: Config, run_dir: str, stages: list[str] | None = None,
     if config.data.neutral_source == "stargan":
         raw_val = ValidationBatch(val_set.images[:8], val_set.images[:8], val_set.images[:8], val_set.images[:8])
         run_or_restore(NeutralizerTrainer(config, run_dir, nets, train_set.images, train_set.expressions,
-                                          raw_val), "neutralizer")
+                                          raw_val, strategy), "neutralizer")
         cache = os.path.join(run_dir, "cache")
-        train_neutrals = neutral_faces(nets, train_set.images, os.path.join(cache, "neutrals_train.npy"))
-        val_neutrals = neutral_faces(nets, val_set.images, os.path.join(cache, "neutrals_validation.npy"))
+        train_neutrals = neutral_faces(nets, train_set.images, os.path.join(cache, "neutrals_train.npy"),
+                                       write=chief)
+        val_neutrals = neutral_faces(nets, val_set.images, os.path.join(cache, "neutrals_validation.npy"),
+                                     write=chief)
     else:
         train_neutrals, val_neutrals = sources.real_neutrals(train_set), sources.real_neutrals(val_set)
     validation = _validation_batch(val_set, val_neutrals, config.seed)
 
     run_or_restore(AutoencoderTrainer(config, run_dir, nets, train_set.images, train_neutrals, validation,
-                                      train_encoder=not imagenet), "autoencoder")
+                                      train_encoder=not imagenet, strategy=strategy), "autoencoder")
     # The baseline keeps the auto-encoder's decoder; LEED fine-tunes its own.
     baseline_decoder = nets.decoder_copy()
     if "leed" in stages or os.path.exists(os.path.join(run_dir, "leed", "finished.json")):
-        run_or_restore(LeedTrainer(config, run_dir, nets, train_set.images, train_neutrals, validation), "leed")
+        run_or_restore(LeedTrainer(config, run_dir, nets, train_set.images, train_neutrals, validation,
+                                   strategy), "leed")
         summary["validation"] = evaluate_edits(nets, baseline_decoder, validation)
     summary["seconds"] = time.time() - start
-    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    if chief:
+        _write_atomically(os.path.join(run_dir, "metrics.json"),
+                          lambda f: f.write(json.dumps(summary, indent=2).encode()))
     print_summary(summary)
-    return summary
+    return summary, nets
 
 
 def print_summary(summary: dict) -> None:

@@ -5,9 +5,14 @@ B. ``AutoencoderTrainer``: the decoder (and the encoder without ImageNet
    weights) learns to invert the encoder.
 C. ``LeedTrainer``: X, I, Dec, the code critic, Q and S, with E and G_neu frozen.
 
-Each step is a ``tf.function`` around ``tf.GradientTape``; ``tape.gradient``
-is taken outside the ``with`` block; critic and generator steps are separate
-and return dicts of named losses.
+Each step is a ``tf.function`` that makes the step's random draws for the
+global batch and runs a replica function on every replica
+(``StageTrainer.run_replicas``; see ``training.distribute``). A replica
+function takes its rows of the draws, computes the losses inside a
+``tf.GradientTape`` (in-batch contrastive losses over the global batch), takes
+``tape.gradient`` outside the ``with`` block and applies the gradients summed
+over replicas. Critic and generator steps are separate and return dicts of
+named losses.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import tensorflow as tf
 from leed_tf.config import Config
 from leed_tf.data import augment, pipeline
 from leed_tf.data import images as images_lib
-from leed_tf.model import OUTPUTS, LeedNetworks, trainable
-from leed_tf.training import losses
+from leed_tf.model import OUTPUTS, LeedNetworks, full_precision, trainable
+from leed_tf.training import distribute, losses
 from leed_tf.training.base import StageTrainer
 
 
@@ -71,11 +76,10 @@ class NeutralizerTrainer(StageTrainer):
     """
 
     def __init__(self, config: Config, run_dir: str, nets: LeedNetworks, images: np.ndarray,
-                 labels: np.ndarray, validation: ValidationBatch):
+                 labels: np.ndarray, validation: ValidationBatch,
+                 strategy: tf.distribute.Strategy | None = None):
         c = config.neutralizer
-        super().__init__("neutralizer", run_dir, len(images), c.batch_size, c.epochs, config.seed,
-                         config.log_every, config.image_every, config.checkpoint_every,
-                         config.checkpoint_minutes)
+        super().__init__("neutralizer", run_dir, config, len(images), c.batch_size, c.epochs, strategy)
         self.config, self.nets = config, nets
         self.images, self.labels, self.validation = images, labels.astype(np.int32), validation
         self.num_domains = config.model.num_expressions
@@ -98,35 +102,46 @@ class NeutralizerTrainer(StageTrainer):
                                       seed=self.seed * 1000 + epoch, flip=self.config.data.flip,
                                       max_shift=self.config.data.max_shift)
 
-    def _random_targets(self, labels):
-        # A target domain other than the source, so every example is a translation.
-        offset = self.rng.uniform(tf.shape(labels), 1, self.num_domains, dtype=tf.int32)
-        return (labels + offset) % self.num_domains
+    def _target_offsets(self):
+        # Drawn for the global batch: added to a label (mod the number of
+        # domains), a target other than the source, so every example is a translation.
+        return self.rng.uniform([self.batch_size], 1, self.num_domains, dtype=tf.int32)
+
+    def _targets(self, labels, offsets):
+        return (labels + distribute.replica_rows(offsets)) % self.num_domains
 
     @tf.function
     def critic_step(self, images, labels):
+        offsets = self._target_offsets()
+        mix = self.rng.uniform([self.batch_size, 1, 1, 1])
+        return self.run_replicas(self._critic_replica_step, images, labels, offsets, mix)
+
+    def _critic_replica_step(self, images, labels, offsets, mix):
         c = self.config.neutralizer
-        target = tf.one_hot(self._random_targets(labels), self.num_domains)
-        fake = self.nets.neutralizer((images, target), training=True)
+        target = tf.one_hot(self._targets(labels, offsets), self.num_domains)
+        fake = full_precision(self.nets.neutralizer((images, target), training=True))
         critic = self.nets.neutralizer_critic
-        mix = self.rng.uniform([tf.shape(images)[0], 1, 1, 1])
         with tf.GradientTape() as tape:
             real_source, real_domain = critic(images, training=True)
             fake_source, _ = critic(fake, training=True)
             adversarial = losses.wasserstein_critic_loss(real_source, fake_source)
             classification = losses.domain_classification_loss(labels, real_domain)
-            penalty = losses.gradient_penalty(lambda x: critic(x, training=True)[0], images, fake, mix)
+            penalty = losses.gradient_penalty(lambda x: critic(x, training=True)[0], images, fake,
+                                              distribute.replica_rows(mix))
             total = adversarial + c.lambda_cls * classification + c.lambda_gp * penalty
-        grads = tape.gradient(total, self.d_vars)
-        self.d_opt.apply(grads, self.d_vars)
+            scaled = self.loss_for_gradients(total, self.d_opt)
+        grads = tape.gradient(scaled, self.d_vars)
         return {"critic_adversarial": adversarial, "critic_classification": classification,
                 "gradient_penalty": penalty, "critic_total": total,
-                "grad_norm_critic": tf.linalg.global_norm(grads)}
+                "grad_norm_critic": self.apply_gradients(self.d_opt, grads, self.d_vars)}
 
     @tf.function
     def generator_step(self, images, labels):
+        return self.run_replicas(self._generator_replica_step, images, labels, self._target_offsets())
+
+    def _generator_replica_step(self, images, labels, offsets):
         c = self.config.neutralizer
-        target_ids = self._random_targets(labels)
+        target_ids = self._targets(labels, offsets)
         target = tf.one_hot(target_ids, self.num_domains)
         source = tf.one_hot(labels, self.num_domains)
         with tf.GradientTape() as tape:
@@ -136,11 +151,11 @@ class NeutralizerTrainer(StageTrainer):
             classification = losses.domain_classification_loss(target_ids, fake_domain)
             cycle = losses.l1_loss(self.nets.neutralizer((fake, source), training=True), images)
             total = adversarial + c.lambda_cls * classification + c.lambda_rec * cycle
-        grads = tape.gradient(total, self.g_vars)
-        self.g_opt.apply(grads, self.g_vars)
+            scaled = self.loss_for_gradients(total, self.g_opt)
+        grads = tape.gradient(scaled, self.g_vars)
         return {"generator_adversarial": adversarial, "generator_classification": classification,
                 "cycle": cycle, "generator_total": total,
-                "grad_norm_generator": tf.linalg.global_norm(grads)}
+                "grad_norm_generator": self.apply_gradients(self.g_opt, grads, self.g_vars)}
 
     def train_step(self, batch):
         out = self.critic_step(batch["image"], batch["label"])
@@ -168,11 +183,10 @@ class AutoencoderTrainer(StageTrainer):
     """
 
     def __init__(self, config: Config, run_dir: str, nets: LeedNetworks, images: np.ndarray,
-                 neutrals: np.ndarray, validation: ValidationBatch, train_encoder: bool):
+                 neutrals: np.ndarray, validation: ValidationBatch, train_encoder: bool,
+                 strategy: tf.distribute.Strategy | None = None):
         c = config.autoencoder
-        super().__init__("autoencoder", run_dir, len(images), c.batch_size, c.epochs, config.seed,
-                         config.log_every, config.image_every, config.checkpoint_every,
-                         config.checkpoint_minutes)
+        super().__init__("autoencoder", run_dir, config, len(images), c.batch_size, c.epochs, strategy)
         self.config, self.nets, self.validation = config, nets, validation
         self.images, self.neutrals = images, neutrals
         self.pixel_loss = losses.get_pixel_loss(c.pixel_loss)
@@ -195,6 +209,9 @@ class AutoencoderTrainer(StageTrainer):
 
     @tf.function
     def autoencoder_step(self, images, neutrals):
+        return self.run_replicas(self._autoencoder_replica_step, images, neutrals)
+
+    def _autoencoder_replica_step(self, images, neutrals):
         c = self.config.autoencoder
         with tf.GradientTape(persistent=True) as tape:
             both = tf.concat([images, neutrals], 0)
@@ -208,23 +225,26 @@ class AutoencoderTrainer(StageTrainer):
             total = pixel_total
             out = {"pixel": pixel, "difference": difference}
             if c.lambda_feature > 0:
-                target = tf.stop_gradient(code)
-                # Relative error, so the loss cannot fall by shrinking the features.
+                target = full_precision(tf.stop_gradient(code))
+                # Relative error, so the loss cannot fall by shrinking the
+                # features; the scale is the global batch's.
                 feature = losses.l2_loss(self.nets.encoder(reconstruction, training=True), target) / (
-                    tf.reduce_mean(tf.square(target)) + 1e-8)
+                    distribute.cross_replica_mean(tf.reduce_mean(tf.square(target))) + 1e-8)
                 total = pixel_total + c.lambda_feature * feature
                 out["feature"] = feature
+            scaled_total = self.loss_for_gradients(total, self.opt)
+            if c.lambda_feature > 0:
+                scaled_pixel_total = self.loss_for_gradients(pixel_total, self.opt)
         if c.lambda_feature > 0:
             # The feature term trains the decoder only: an encoder learning from
             # scratch would otherwise learn to ignore what the decoder gets wrong.
-            decoder_grads = tape.gradient(total, self.decoder_vars)
-            encoder_grads = tape.gradient(pixel_total, self.encoder_vars) if self.encoder_vars else []
+            decoder_grads = tape.gradient(scaled_total, self.decoder_vars)
+            encoder_grads = tape.gradient(scaled_pixel_total, self.encoder_vars) if self.encoder_vars else []
             grads = list(encoder_grads) + list(decoder_grads)
         else:
-            grads = tape.gradient(total, self.vars)  # One backward pass.
+            grads = tape.gradient(scaled_total, self.vars)  # One backward pass.
         del tape
-        self.opt.apply(grads, self.vars)
-        return {**out, "total": total, "grad_norm_autoencoder": tf.linalg.global_norm(grads)}
+        return {**out, "total": total, "grad_norm_autoencoder": self.apply_gradients(self.opt, grads, self.vars)}
 
     def train_step(self, batch):
         return self.autoencoder_step(batch["input"], batch["input_neutral"])
@@ -252,11 +272,10 @@ class LeedTrainer(StageTrainer):
     """
 
     def __init__(self, config: Config, run_dir: str, nets: LeedNetworks, images: np.ndarray,
-                 neutrals: np.ndarray, validation: ValidationBatch):
+                 neutrals: np.ndarray, validation: ValidationBatch,
+                 strategy: tf.distribute.Strategy | None = None):
         c = config.leed
-        super().__init__("leed", run_dir, len(images), c.batch_size, c.epochs, config.seed,
-                         config.log_every, config.image_every, config.checkpoint_every,
-                         config.checkpoint_minutes)
+        super().__init__("leed", run_dir, config, len(images), c.batch_size, c.epochs, strategy)
         self.config, self.nets, self.validation = config, nets, validation
         self.images, self.neutrals = images, neutrals
         self.c = c
@@ -293,7 +312,8 @@ class LeedTrainer(StageTrainer):
     def frozen_codes(self) -> dict:
         """The frozen encoder's codes of the training faces and of their
         neutral faces, as ``carry_mirrored`` pairs ``(as_is, mirrored)``,
-        computed on first use (each distinct image is encoded once)."""
+        computed on first use (each distinct image is encoded once), float32
+        under every precision policy."""
         if self._codes is None:
             unique, (image_rows, neutral_rows) = images_lib.unique_rows(self.images, self.neutrals)
             start = time.time()
@@ -303,7 +323,8 @@ class LeedTrainer(StageTrainer):
             codes = []
             for mirror in (False, True):
                 batches = [_unit(unique[i:i + 64]) for i in range(0, len(unique), 64)]
-                codes.append(np.concatenate([encode(b[:, :, ::-1] if mirror else b).numpy() for b in batches]))
+                codes.append(np.concatenate([encode(b[:, :, ::-1] if mirror else b).numpy()
+                                             for b in batches]).astype(np.float32))
             self._codes = {"code": (codes[0][image_rows], codes[1][image_rows]),
                            "neutral_code": (codes[0][neutral_rows], codes[1][neutral_rows])}
             print(f"[{self.name}] codes ready in {time.time() - start:.1f} s", flush=True)
@@ -311,33 +332,44 @@ class LeedTrainer(StageTrainer):
 
     @tf.function
     def encode_real(self, batch):
-        """Frozen E's codes of the batch's four image sets, in one call."""
+        """Frozen E's codes (float32) of the batch's four image sets, in one
+        call per replica; per-replica values under a multi-replica strategy."""
+        return self.strategy.run(self._compiled(self._encode_replica_step), args=(batch,))
+
+    def _encode_replica_step(self, batch):
         images = tf.concat([batch["input"], batch["input_neutral"],
                             batch["reference"], batch["reference_neutral"]], axis=0)
         code, neutral_code, reference_code, reference_neutral_code = tf.split(
-            self.nets.encoder(images, training=False), 4, axis=0)
+            full_precision(self.nets.encoder(images, training=False)), 4, axis=0)
         return {"code": code, "neutral_code": neutral_code, "reference_code": reference_code,
                 "reference_neutral_code": reference_neutral_code}
 
     @tf.function
     def critic_step(self, codes):
+        mix = self.rng.uniform([self.batch_size, 1, 1, 1])
+        return self.run_replicas(self._critic_replica_step, codes, mix)
+
+    def _critic_replica_step(self, codes, mix):
         nets = self.nets
         reference_expression = nets.expression_code(codes["reference_code"], codes["reference_neutral_code"])
         fake = nets.edited_code(codes["neutral_code"], reference_expression)
         real = codes["reference_code"]
-        mix = self.rng.uniform([tf.shape(real)[0], 1, 1, 1])
         with tf.GradientTape() as tape:
             adversarial = losses.wasserstein_critic_loss(nets.critic(real, training=True),
                                                          nets.critic(fake, training=True))
-            penalty = losses.gradient_penalty(lambda x: nets.critic(x, training=True), real, fake, mix)
+            penalty = losses.gradient_penalty(lambda x: nets.critic(x, training=True), real, fake,
+                                              distribute.replica_rows(mix))
             total = adversarial + self.c.lambda_gp * penalty
-        grads = tape.gradient(total, self.d_vars)
-        self.d_opt.apply(grads, self.d_vars)
-        return {"critic_adversarial": adversarial, "gradient_penalty": penalty,
-                "critic_total": total, "grad_norm_critic": tf.linalg.global_norm(grads)}
+            scaled = self.loss_for_gradients(total, self.d_opt)
+        grads = tape.gradient(scaled, self.d_vars)
+        return {"critic_adversarial": adversarial, "gradient_penalty": penalty, "critic_total": total,
+                "grad_norm_critic": self.apply_gradients(self.d_opt, grads, self.d_vars)}
 
     @tf.function
     def generator_step(self, batch, codes):
+        return self.run_replicas(self._generator_replica_step, batch, codes)
+
+    def _generator_replica_step(self, batch, codes):
         nets, c = self.nets, self.c
         code, neutral_code = codes["code"], codes["neutral_code"]
         batch_size = tf.shape(code)[0]
@@ -366,8 +398,8 @@ class LeedTrainer(StageTrainer):
                 reextracted = nets.expression_code(nets.encoder(edit_image, training=False), neutral_code,
                                                    training=True)
                 projections = nets.regularizer(tf.concat([reference_expression, reextracted], 0), training=True)
-                mutual_information = losses.info_nce_loss(projections[:batch_size], projections[batch_size:],
-                                                          c.temperature)
+                mutual_information = losses.info_nce_loss(
+                    *distribute.global_batch(projections[:batch_size], projections[batch_size:]), c.temperature)
                 total += c.lambda_q * mutual_information
                 out["mutual_information"] = mutual_information
             if c.lambda_s > 0:
@@ -376,9 +408,10 @@ class LeedTrainer(StageTrainer):
                 siamese = losses.siamese_generator_loss(edit_displacement, reference_displacement)
                 total += c.lambda_s * siamese
                 out["siamese"] = siamese
-        grads = tape.gradient(total, self.g_vars)
-        self.g_opt.apply(grads, self.g_vars)
-        return {**out, "generator_total": total, "grad_norm_generator": tf.linalg.global_norm(grads)}
+            scaled = self.loss_for_gradients(total, self.g_opt)
+        grads = tape.gradient(scaled, self.g_vars)
+        return {**out, "generator_total": total,
+                "grad_norm_generator": self.apply_gradients(self.g_opt, grads, self.g_vars)}
 
     @tf.function
     def siamese_step(self, batch):
@@ -389,23 +422,28 @@ class LeedTrainer(StageTrainer):
         faces, no new kind of data): half the cost, and no face can appear
         twice among the negatives.
         """
+        return self.run_replicas(self._siamese_replica_step, batch, self.rng.make_seeds(2))
+
+    def _siamese_replica_step(self, batch, seeds):
         images, neutrals = batch["input"], batch["input_neutral"]
-        seeds = self.rng.make_seeds(2)
         views = []
         for i in range(2):
-            view_images, view_neutrals = augment.augment_together(
-                [images, neutrals], seeds[:, i], flip=True, max_shift=self.config.data.max_shift, jitter=0.1)
-            views.append((view_images, view_neutrals))
+            # Drawn for the global batch, so every strategy augments a face alike.
+            transform = augment.sample_transform(self.batch_size, seeds[:, i], flip=True,
+                                                 max_shift=self.config.data.max_shift, jitter=0.1)
+            views.append(augment.apply_transform([images, neutrals],
+                                                 augment.Transform(*distribute.replica_rows(tuple(transform)))))
         with tf.GradientTape() as tape:
             embeddings = self.nets.siamese(tf.concat([views[0][0], views[0][1], views[1][0], views[1][1]], 0),
                                            training=True)
             a_image, a_neutral, b_image, b_neutral = tf.split(embeddings, 4)
-            loss = losses.info_nce_loss(losses.expression_displacement(a_image, a_neutral),
-                                        losses.expression_displacement(b_image, b_neutral),
+            loss = losses.info_nce_loss(*distribute.global_batch(losses.expression_displacement(a_image, a_neutral),
+                                                                 losses.expression_displacement(b_image, b_neutral)),
                                         self.c.temperature)
-        grads = tape.gradient(loss, self.s_vars)
-        self.s_opt.apply(grads, self.s_vars)
-        return {"siamese_contrastive": loss, "grad_norm_siamese": tf.linalg.global_norm(grads)}
+            scaled = self.loss_for_gradients(loss, self.s_opt)
+        grads = tape.gradient(scaled, self.s_vars)
+        return {"siamese_contrastive": loss,
+                "grad_norm_siamese": self.apply_gradients(self.s_opt, grads, self.s_vars)}
 
     def train_step(self, batch):
         if self.c.cache_codes:
