@@ -64,10 +64,12 @@ def machine_description() -> str:
             f"Python {platform.python_version()}")
 
 
-def measure_matmul_gflops(size: int = 2048, repeats: int = 10, warmup: int = 2) -> float:
-    """Peak float32 matmul rate of this machine, for context beside other figures.
+def measure_matmul_gflops(size: int = 2048, repeats: int = 10, warmup: int = 2,
+                          dtype: tf.DType = tf.float32) -> float:
+    """Peak matmul rate of this machine, for context beside other figures.
 
-    Times ``tf.linalg.matmul`` of two ``size x size`` float32 matrices in a
+    Times ``tf.linalg.matmul`` of two ``size x size`` matrices of ``dtype``
+    (float32 unless given: the reference every share of peak is taken of) in a
     ``tf.function`` and counts ``2 * size**3`` floating-point operations per
     product. The fastest repeat is reported: other processes can only slow a
     run down, so the minimum is the best estimate of what the machine can do.
@@ -76,12 +78,13 @@ def measure_matmul_gflops(size: int = 2048, repeats: int = 10, warmup: int = 2) 
       size: Side of the square matrices.
       repeats: Timed products.
       warmup: Untimed products first (tracing, thread pools, caches).
+      dtype: The matrices' dtype.
 
     Returns:
       GFLOP/s of the fastest product.
     """
-    a = tf.random.stateless_uniform([size, size], seed=[1, 2])
-    b = tf.random.stateless_uniform([size, size], seed=[3, 4])
+    a = tf.cast(tf.random.stateless_uniform([size, size], seed=[1, 2]), dtype)
+    b = tf.cast(tf.random.stateless_uniform([size, size], seed=[3, 4]), dtype)
 
     @tf.function
     def product(a, b):
@@ -520,7 +523,8 @@ def measure_leed_step(config, steps: int, warmup: int, seed: int = 0) -> StepTim
 
     Args:
       config: A ``Config``; its ``leed`` settings give the batch size and
-        the step's structure, its ``model`` the networks' width.
+        the step's structure, its ``model`` the networks' width, its
+        ``precision`` and ``jit_compile`` how the step runs.
       steps: Timed steps.
       warmup: Untimed steps first (at least 1: the first call traces).
       seed: Seed of the faces.
@@ -529,6 +533,7 @@ def measure_leed_step(config, steps: int, warmup: int, seed: int = 0) -> StepTim
       The timing; nothing is written (no checkpoint, no summaries).
     """
     from leed_tf.model import LeedNetworks
+    from leed_tf.training.distribute import precision_policy
     from leed_tf.training.stages import LeedTrainer, ValidationBatch
 
     c = config.leed
@@ -537,7 +542,8 @@ def measure_leed_step(config, steps: int, warmup: int, seed: int = 0) -> StepTim
     faces = [_random_faces(rng, c.batch_size, size) for _ in range(4)]
     batch = {key: pipeline.to_unit(tf.constant(images)) for key, images in
              zip(("input", "input_neutral", "reference", "reference_neutral"), faces)}
-    nets = LeedNetworks(config.model)
+    with precision_policy(config.precision):
+        nets = LeedNetworks(config.model)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = LeedTrainer(config, run_dir, nets, faces[0], faces[1], ValidationBatch(*faces))
         codes = trainer.encode_real(batch)
@@ -550,13 +556,14 @@ def measure_leed_step(config, steps: int, warmup: int, seed: int = 0) -> StepTim
         else:
             traced.append(trainer.encode_real.get_concrete_function(batch))
         seconds = time_calls(lambda: trainer.train_step(batch), steps, max(1, warmup))
-        # The graphs train_step ran, in its order.
+        # The graphs train_step ran, in its order (with jit_compile they call
+        # XLA-compiled functions, whose ops graph_flops does not see).
         traced += [trainer.critic_step.get_concrete_function(codes)] * c.n_critic
         traced.append(trainer.generator_step.get_concrete_function(batch, codes))
         if c.lambda_s > 0:
             traced.append(trainer.siamese_step.get_concrete_function(batch))
-    return StepTiming(seconds, leed_step_flops(forward_flops(nets), c),
-                      sum(graph_flops(f.graph) for f in traced))
+        traced_flops = 0 if config.jit_compile else sum(graph_flops(f.graph) for f in traced)
+    return StepTiming(seconds, leed_step_flops(forward_flops(nets), c), traced_flops)
 
 
 def measure_neutralizer_steps(config, steps: int, warmup: int, seed: int = 0
@@ -631,7 +638,8 @@ def _step_rows(what: str, timing: StepTiming, peak: float, warmup: int) -> list[
                     f"median of {len(seconds)} after {warmup} warm-up; "
                     f"range {seconds[0]:.3g}-{seconds[-1]:.3g} s"),
         Measurement(f"{what}: work", timing.flops / 1e9, "GFLOP",
-                    f"conv + matmul; traced graphs: {timing.traced_flops / 1e9:.1f} GFLOP"),
+                    "conv + matmul; traced graphs: "
+                    + (f"{timing.traced_flops / 1e9:.1f} GFLOP" if timing.traced_flops else "n/a (XLA)")),
         Measurement(f"{what}: achieved", timing.gflops_per_second, "GFLOP/s",
                     f"{100 * timing.gflops_per_second / peak:.1f}% of matmul peak"),
     ]
@@ -639,6 +647,7 @@ def _step_rows(what: str, timing: StepTiming, peak: float, warmup: int) -> list[
 
 def benchmark_train(batch_size: int = 24, steps: int = _SYNTHETIC_MAX_STEPS,
                     warmup: int = _SYNTHETIC_MAX_WARMUP, full_width: bool = True, seed: int = 0,
+                    precision: str = "float32", jit_compile: bool = False, leed_only: bool = False,
                     **unused) -> list[Measurement]:
     """Training step cost: seconds, FLOPs and achieved GFLOP/s.
 
@@ -655,6 +664,12 @@ def benchmark_train(batch_size: int = 24, steps: int = _SYNTHETIC_MAX_STEPS,
       warmup: Untimed steps first, at most 1 at full width and 3 otherwise.
       full_width: Also measure the full-width LEED step (the slow part).
       seed: Seed of the faces.
+      precision: ``Config.precision`` of every measured step: ``float32``,
+        ``mixed_float16`` or ``mixed_bfloat16``. Under a mixed policy the
+        matmul peak of its 16-bit type is measured too.
+      jit_compile: ``Config.jit_compile`` of every measured step (XLA).
+      leed_only: Measure the LEED steps only (no neutralizer and
+        auto-encoder context rows).
       **unused: Settings of other benchmarks, ignored.
 
     Returns:
@@ -663,36 +678,49 @@ def benchmark_train(batch_size: int = 24, steps: int = _SYNTHETIC_MAX_STEPS,
     del unused
     import gc
 
-    from leed_tf.config import ModelConfig, synthetic_defaults
+    from leed_tf.config import PRECISIONS, ModelConfig, synthetic_defaults
 
-    # The peak is measured before and after the steps and the higher kept:
-    # on a shared machine a burst of other work can halve a 1-second probe.
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    half = {"mixed_float16": tf.float16, "mixed_bfloat16": tf.bfloat16}.get(precision)
+    settings = f", {precision}" + (", XLA" if jit_compile else "")
+
     start_load, start_peak = _load_row("at start"), measure_matmul_gflops()
     synthetic = synthetic_defaults()
     synthetic.leed.batch_size = batch_size
+    synthetic.precision, synthetic.jit_compile = precision, jit_compile
     small_steps, small_warmup = min(steps, _SYNTHETIC_MAX_STEPS), min(warmup, _SYNTHETIC_MAX_WARMUP)
     leed = []
     if full_width:
         config = synthetic_defaults()
         config.model = ModelConfig(width=1.0)
         config.leed.batch_size = batch_size
+        config.precision, config.jit_compile = precision, jit_compile
         big_steps = min(steps, _FULL_WIDTH_MAX_STEPS)
         big_warmup = max(1, min(warmup, _FULL_WIDTH_MAX_WARMUP))
         leed.append((1.0, measure_leed_step(config, big_steps, big_warmup, seed), big_warmup))
         gc.collect()  # The full-width networks' memory, before the next measurement.
-    timing = measure_leed_step(synthetic, small_steps, small_warmup, seed)
-    leed.append((synthetic.model.width, timing, small_warmup))
-    critic, generator = measure_neutralizer_steps(synthetic, small_steps, small_warmup, seed)
-    autoencoder = measure_autoencoder_step(synthetic, small_steps, small_warmup, seed=seed)
+    if not (leed_only and full_width):
+        timing = measure_leed_step(synthetic, small_steps, small_warmup, seed)
+        leed.append((synthetic.model.width, timing, small_warmup))
+    if not leed_only:
+        critic, generator = measure_neutralizer_steps(synthetic, small_steps, small_warmup, seed)
+        autoencoder = measure_autoencoder_step(synthetic, small_steps, small_warmup, seed=seed)
     end_peak, end_load = measure_matmul_gflops(), _load_row("at end")
     peak = max(start_peak, end_peak)
 
     rows = [start_load, end_load,
             Measurement("matmul 2048x2048 float32 (machine peak)", peak, "GFLOP/s",
                         f"higher of {start_peak:.1f} before and {end_peak:.1f} after the steps")]
+    if half is not None:
+        half_peak = measure_matmul_gflops(dtype=half)
+        rows.append(Measurement(f"matmul 2048x2048 {half.name}", half_peak, "GFLOP/s",
+                                f"{half_peak / peak:.2f} x the float32 peak"))
     for width, timing, warmup_steps in leed:
-        rows += _step_rows(f"LEED train_step, width {width}, batch {batch_size}", timing, peak,
+        rows += _step_rows(f"LEED train_step, width {width}, batch {batch_size}{settings}", timing, peak,
                            warmup_steps)
+    if leed_only:
+        return rows
     n_critic = synthetic.neutralizer.n_critic
     both = critic.median + generator.median
     rate = (critic.flops + generator.flops) / both / 1e9
