@@ -41,6 +41,7 @@ def tiny_config(learning_rate_scale=1.0):
         stage.learning_rate *= learning_rate_scale
     config.neutralizer.n_critic = 1
     config.autoencoder.lambda_feature = 1.0  # its scale is a global-batch statistic
+    config.leed.train_decoder = True  # the paper's setting: the decoder's batch norm trains, synchronised
     config.data.max_shift = 2
     return config
 
