@@ -115,6 +115,7 @@ def test_autoencoder_difference_term_is_the_loss_of_decoded_differences(setup, t
 def test_leed_step_changes_trained_networks_not_frozen_ones(setup, tmp_path, cache_codes):
     config, images, neutrals, _, validation = setup
     config.leed.cache_codes = cache_codes
+    config.leed.train_decoder = True  # the paper's setting (the synthetic default keeps the decoder)
     nets = LeedNetworks(config.model)
     trained = ("extractor", "interpolator", "decoder", "critic", "regularizer", "siamese")
     frozen = ("encoder", "neutralizer")
