@@ -648,12 +648,12 @@ def _step_rows(what: str, timing: StepTiming, peak: float, warmup: int) -> list[
 def benchmark_train(batch_size: int = 24, steps: int = _SYNTHETIC_MAX_STEPS,
                     warmup: int = _SYNTHETIC_MAX_WARMUP, full_width: bool = True, seed: int = 0,
                     precision: str = "float32", jit_compile: bool = False, leed_only: bool = False,
-                    **unused) -> list[Measurement]:
+                    cache_codes: bool = True, **unused) -> list[Measurement]:
     """Training step cost: seconds, FLOPs and achieved GFLOP/s.
 
     Times ``LeedTrainer.train_step`` (encode + critic + generator + siamese)
     on a fixed batch of random ``uint8`` faces at full width (the paper's
-    tables) and at ``synthetic_defaults()``, and, as context, the
+    tables and LEED settings, decoder trained) and at ``synthetic_defaults()``, and, as context, the
     neutralizer's critic and generator steps and the auto-encoder step at
     ``synthetic_defaults()`` (their own batch sizes). FLOPs are counted by
     ``leed_step_flops`` and the like, and checked against the traced graphs.
@@ -670,6 +670,8 @@ def benchmark_train(batch_size: int = 24, steps: int = _SYNTHETIC_MAX_STEPS,
       jit_compile: ``Config.jit_compile`` of every measured step (XLA).
       leed_only: Measure the LEED steps only (no neutralizer and
         auto-encoder context rows).
+      cache_codes: ``LeedConfig.cache_codes`` of the LEED steps: False
+        encodes the four real faces of every pair in every step.
       **unused: Settings of other benchmarks, ignored.
 
     Returns:
@@ -678,23 +680,25 @@ def benchmark_train(batch_size: int = 24, steps: int = _SYNTHETIC_MAX_STEPS,
     del unused
     import gc
 
-    from leed_tf.config import PRECISIONS, ModelConfig, synthetic_defaults
+    from leed_tf.config import PRECISIONS, LeedConfig, ModelConfig, synthetic_defaults
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
     half = {"mixed_float16": tf.float16, "mixed_bfloat16": tf.bfloat16}.get(precision)
-    settings = f", {precision}" + (", XLA" if jit_compile else "")
+    settings = (f", {precision}" + (", XLA" if jit_compile else "")
+                + ("" if cache_codes else ", codes encoded per step"))
 
     start_load, start_peak = _load_row("at start"), measure_matmul_gflops()
     synthetic = synthetic_defaults()
-    synthetic.leed.batch_size = batch_size
+    synthetic.leed.batch_size, synthetic.leed.cache_codes = batch_size, cache_codes
     synthetic.precision, synthetic.jit_compile = precision, jit_compile
     small_steps, small_warmup = min(steps, _SYNTHETIC_MAX_STEPS), min(warmup, _SYNTHETIC_MAX_WARMUP)
     leed = []
     if full_width:
         config = synthetic_defaults()
         config.model = ModelConfig(width=1.0)
-        config.leed.batch_size = batch_size
+        # The paper's LEED settings (decoder trained).
+        config.leed = LeedConfig(batch_size=batch_size, cache_codes=cache_codes)
         config.precision, config.jit_compile = precision, jit_compile
         big_steps = min(steps, _FULL_WIDTH_MAX_STEPS)
         big_warmup = max(1, min(warmup, _FULL_WIDTH_MAX_WARMUP))

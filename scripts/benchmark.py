@@ -28,6 +28,10 @@ _LEED_ONLY = flags.DEFINE_boolean("leed_only", False,
                                   "train: time the LEED step only (full width, or the synthetic default "
                                   "with --nofull_width).")
 _FULL_WIDTH = flags.DEFINE_boolean("full_width", True, "train: time the full-width LEED step.")
+_CACHE_CODES = flags.DEFINE_boolean("cache_codes", True,
+                                    "train: the frozen encoder's codes of the real faces come with the "
+                                    "batch (the default); false encodes them in every step (the "
+                                    "'before' of docs/benchmarks.md).")
 
 
 def main(argv):
@@ -42,7 +46,8 @@ def main(argv):
                     warmup=_WARMUP.value)
     if argv[1] == "train":
         settings.update(precision=_PRECISION.value, jit_compile=_JIT_COMPILE.value,
-                        leed_only=_LEED_ONLY.value, full_width=_FULL_WIDTH.value)
+                        leed_only=_LEED_ONLY.value, full_width=_FULL_WIDTH.value,
+                        cache_codes=_CACHE_CODES.value)
     print(benchmarks.run(argv[1], **settings))
 
 

@@ -4,6 +4,7 @@ smoke run of its internals at tiny batch and width."""
 import math
 
 import keras
+import pytest
 import tensorflow as tf
 
 from leed_tf import benchmarks
@@ -34,9 +35,12 @@ def test_transposed_conv_and_dense_flops_by_hand():
     assert benchmarks.function_flops(model, tf.TensorSpec([2, 4, 4, 3])) == 2 * by_hand
 
 
-def test_leed_step_smoke_at_tiny_batch_and_width():
+@pytest.mark.parametrize("cache_codes, train_decoder", [(True, False), (False, True)],
+                         ids=["synthetic default", "codes per step, decoder trained"])
+def test_leed_step_smoke_at_tiny_batch_and_width(cache_codes, train_decoder):
     config = synthetic_defaults()
     config.leed.batch_size = 2
+    config.leed.cache_codes, config.leed.train_decoder = cache_codes, train_decoder
     config.model.stargan_residual_blocks = 0  # Built by LeedNetworks, unused by LEED's step.
     timing = benchmarks.measure_leed_step(config, steps=1, warmup=1)
     assert len(timing.seconds) == 1 and timing.seconds[0] > 0
