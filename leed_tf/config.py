@@ -149,6 +149,10 @@ class LeedConfig:
         shifted faces are not known); False keeps random shifts.
       train_decoder: Fine-tune the auto-encoder's decoder in this stage (the
         paper's setting). False keeps it as the auto-encoder left it.
+      standardize_codes: X, I and the critic work on codes standardised by
+        their per-channel statistics, measured on the training set when the
+        stage starts (``networks.CodeScale``; a resumed stage keeps what it
+        measured). False feeds them raw codes, as the paper's tables read.
     """
 
     epochs: int = 100
@@ -165,6 +169,7 @@ class LeedConfig:
     temperature: float = 0.1
     cache_codes: bool = True
     train_decoder: bool = True
+    standardize_codes: bool = True
 
 
 @dataclass

@@ -83,7 +83,7 @@ EXPORT_FORMAT = 1
 INFERENCE_NETWORKS = {
     "neutralizer": ("neutralizer",),
     "autoencoder": ("encoder",),
-    "leed": ("extractor", "interpolator", "decoder"),
+    "leed": ("code_scale", "extractor", "interpolator", "decoder"),
 }
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -217,7 +217,7 @@ class LeedServingModule(tf.Module):
         if output_form not in OUTPUT_FORMS:
             raise ValueError(f"output_form must be one of {OUTPUT_FORMS}, got {output_form!r}.")
         self.output_form = output_form
-        networks = [nets.encoder, nets.extractor, nets.interpolator, nets.decoder]
+        networks = [nets.encoder, nets.code_scale, nets.extractor, nets.interpolator, nets.decoder]
         if self.has_neutralizer:
             networks.insert(0, nets.neutralizer)
         self.network_variables = [v for network in networks for v in network.variables]

@@ -53,6 +53,7 @@ class LeedNetworks:
         self.extractor = networks.Extractor(w, slope, name="extractor")
         self.interpolator = networks.Interpolator(w, slope, name="interpolator")
         self.critic = networks.CodeCritic(w, slope, name="code_critic")
+        self.code_scale = networks.CodeScale(networks.layers.scaled(512, w), name="code_scale")
         self.regularizer = networks.Regularizer(w, slope, name="regularizer")
         self.siamese = networks.Siamese(w, slope, last_channels=config.siamese_last_channels,
                                         name="siamese")
@@ -96,17 +97,23 @@ class LeedNetworks:
 
     def expression_code(self, code, neutral_code, training=False):
         """e = X(z - n)."""
-        return self.extractor(self._code(code) - self._code(neutral_code), training=training)
+        displacement = self._code(code) - self._code(neutral_code)
+        return self.extractor(self.code_scale.to_units(displacement), training=training)
 
     def edited_code(self, neutral_code, expression_code, intensity=1.0, training=False):
         """z_out = n + alpha * I(concat[n, e]), in the variables' dtype."""
         neutral_code = self._code(neutral_code)
-        residual = self._code(self.interpolator(
-            ops.concatenate([neutral_code, self._code(expression_code)], axis=-1), training=training))
+        residual = self.code_scale.from_units(self._code(self.interpolator(
+            ops.concatenate([self.code_scale.standardize(neutral_code), self._code(expression_code)], axis=-1),
+            training=training)))
         intensity = tf.cast(intensity, residual.dtype)
         if intensity.shape.rank == 1:
             intensity = intensity[:, None, None, None]
         return neutral_code + intensity * residual
+
+    def critic_input(self, code):
+        """A code as the critic sees it: standardised (``CodeScale``)."""
+        return self.code_scale.standardize(self._code(code))
 
     def _code(self, tensor):
         # Code arithmetic in the variables' dtype: float32 under the mixed
@@ -175,8 +182,19 @@ def _apply_residual(image, decoded_pair):
 STAGE_NETWORKS = {
     "neutralizer": ("neutralizer", "neutralizer_critic"),
     "autoencoder": ("encoder", "decoder"),
-    "leed": ("extractor", "interpolator", "decoder", "critic", "regularizer", "siamese"),
+    "leed": ("code_scale", "extractor", "interpolator", "decoder", "critic", "regularizer", "siamese"),
 }
+
+
+# Networks a checkpoint written before they existed may lack: restored when
+# present, else left at their initial values, which are what those runs used
+# (``CodeScale``'s identity statistics).
+OPTIONAL_NETWORKS = ("code_scale",)
+
+
+def _holds(path: str, name: str) -> bool:
+    """Whether the checkpoint at ``path`` has variables of network ``name``."""
+    return any(key.startswith(f"{name}/") for key, _ in tf.train.list_variables(path))
 
 
 def variables_by_path(model: keras.Model) -> dict:
@@ -220,10 +238,16 @@ def restore_stage(nets: LeedNetworks, run_dir: str, stage: str, names=None) -> s
     if not paths:
         raise FileNotFoundError(f"No checkpoint of stage {stage!r} in {directory}; train it first: "
                                 f"python scripts/train.py --run_dir={run_dir} --stages={stage}")
-    objects = {name: variables_by_path(getattr(nets, name)) for name in (names or STAGE_NETWORKS[stage])}
+    names = names or STAGE_NETWORKS[stage]
     errors = []
     for path in reversed(paths):
         try:
+            objects = {}
+            for name in names:
+                if name in OPTIONAL_NETWORKS and not _holds(path, name):
+                    getattr(nets, name).reset()
+                else:
+                    objects[name] = variables_by_path(getattr(nets, name))
             status = tf.train.Checkpoint(**objects).restore(path)
             status.expect_partial()
             status.assert_existing_objects_matched()
@@ -233,7 +257,7 @@ def restore_stage(nets: LeedNetworks, run_dir: str, stage: str, names=None) -> s
             logging.warning("Checkpoint %s of stage %s cannot be read (%s); trying an older one.",
                             path, stage, errors[-1])
     raise FileNotFoundError(f"No checkpoint of stage {stage!r} in {directory} holds the weights of "
-                            f"{', '.join(objects)} (a damaged file, or one written before networks were "
+                            f"{', '.join(names)} (a damaged file, or one written before networks were "
                             f"checkpointed by variable path?): {'; '.join(errors)}")
 
 

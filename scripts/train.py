@@ -38,6 +38,8 @@ flags.DEFINE_float("lambda_gp", None, "Weight of the code critic's gradient pena
 flags.DEFINE_integer("n_critic", None, "Critic steps per LEED generator step.")
 flags.DEFINE_boolean("train_decoder", None, "Fine-tune the decoder in the LEED stage (the paper's "
                      "setting; default true, false on synthetic).")
+flags.DEFINE_boolean("standardize_codes", None, "Feed X, I and the code critic codes standardised by "
+                     "their per-channel training-set statistics (default true).")
 flags.DEFINE_integer("synthetic_subjects", None, "Synthetic identities (10% held out).")
 flags.DEFINE_list("synthetic_poses", None, "Yaw angles in degrees of the synthetic faces, e.g. -45,0,45.")
 flags.DEFINE_integer("seed", None, "Random seed.")
@@ -61,7 +63,8 @@ def main(argv):
         "leed.batch_size": FLAGS.batch_size, "leed.learning_rate": FLAGS.learning_rate,
         "leed.lambda_q": FLAGS.lambda_q, "leed.lambda_recon": FLAGS.lambda_recon,
         "leed.lambda_s": FLAGS.lambda_s, "leed.lambda_gp": FLAGS.lambda_gp,
-        "leed.n_critic": FLAGS.n_critic, "leed.train_decoder": FLAGS.train_decoder, "seed": FLAGS.seed,
+        "leed.n_critic": FLAGS.n_critic, "leed.train_decoder": FLAGS.train_decoder,
+        "leed.standardize_codes": FLAGS.standardize_codes, "seed": FLAGS.seed,
         "jit_compile": FLAGS.jit_compile, "strategy": FLAGS.strategy, "precision": FLAGS.precision,
     }
     config = config_lib.resolve_config(FLAGS.run_dir, FLAGS.dataset, overrides)

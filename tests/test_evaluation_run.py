@@ -112,7 +112,7 @@ def test_numbers_equal_a_direct_computation_and_stargan_can_be_unavailable(evalu
     neutral = [metrics.as_unit_images(to_uint8(nets.neutralize(x).numpy())) for x in unit]
     truth = ground_truths(faces, pairs)
     arithmetic = np.clip(nets.feature_arithmetic(unit[0], neutral[0], unit[1], neutral[1]), -1, 1)
-    restore_stage(nets, run_dir, "leed", ["extractor", "interpolator", "decoder"])
+    restore_stage(nets, run_dir, "leed", ["code_scale", "extractor", "interpolator", "decoder"])
     leed = np.clip(nets.edit(unit[0], neutral[0], unit[1], neutral[1]), -1, 1)
     for name, images in (("leed", leed), ("feature_arithmetic", arithmetic)):
         expected = metrics.mean_psnr(metrics.psnr(images, truth))

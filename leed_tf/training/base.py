@@ -112,6 +112,10 @@ class StageTrainer:
         """The stage's networks (``STAGE_NETWORKS``) as checkpointable dicts."""
         return {name: variables_by_path(getattr(self.nets, name)) for name in STAGE_NETWORKS[self.name]}
 
+    def prepare(self) -> None:
+        """Work a fresh stage does once before its first step (a resumed
+        stage finds the result in its checkpoint). Default: nothing."""
+
     def epoch_dataset(self, epoch: int) -> tf.data.Dataset:
         """The batches of ``epoch`` (seeded by the epoch for exact resumes)."""
         raise NotImplementedError
@@ -338,6 +342,8 @@ class StageTrainer:
         if self.is_chief:
             os.makedirs(self.stage_dir, exist_ok=True)
         restored = self.restore()
+        if not restored:
+            self.prepare()
         train_writer, val_writer = self._writer("train"), self._writer("validation")
         last, start_time, start_step = {}, time.time(), int(self.step)
         last_save = start_time

@@ -300,6 +300,17 @@ class LeedTrainer(StageTrainer):
     def learning_rate(self):
         return float(self.g_opt.learning_rate)
 
+    def prepare(self):
+        """Measures the code statistics X, I and the critic work in
+        (``networks.CodeScale``) on the training faces and their mirror
+        images, unless ``standardize_codes`` is off."""
+        if not self.c.standardize_codes:
+            return
+        codes = self.frozen_codes()
+        stats = self.nets.code_scale.measure(np.concatenate(codes["code"]), np.concatenate(codes["neutral_code"]))
+        print(f"[{self.name}] code statistics: spread of the codes {np.mean(stats['std']):.3g}, of the "
+              f"displacements z - n {np.mean(stats['displacement_std']):.3g} (channel means)", flush=True)
+
     def epoch_dataset(self, epoch):
         d = self.config.data
         common = dict(seed=self.seed * 1000 + epoch, flip=d.flip)
@@ -353,7 +364,8 @@ class LeedTrainer(StageTrainer):
         nets = self.nets
         reference_expression = nets.expression_code(codes["reference_code"], codes["reference_neutral_code"])
         fake = nets.edited_code(codes["neutral_code"], reference_expression)
-        real = codes["reference_code"]
+        # The critic and its gradient penalty work on standardised codes.
+        fake, real = nets.critic_input(fake), nets.critic_input(codes["reference_code"])
         with tf.GradientTape() as tape:
             adversarial = losses.wasserstein_critic_loss(nets.critic(real, training=True),
                                                          nets.critic(fake, training=True))
@@ -390,7 +402,7 @@ class LeedTrainer(StageTrainer):
             edit_code, self_code = tf.split(edited, 2)
             edit_image, self_image = tf.split(decoded, 2)
 
-            adversarial = losses.wasserstein_generator_loss(nets.critic(edit_code, training=True))
+            adversarial = losses.wasserstein_generator_loss(nets.critic(nets.critic_input(edit_code), training=True))
             reconstruction = losses.l1_loss(self_code, code) + losses.l1_loss(self_image, batch["input"])
             total = adversarial + c.lambda_recon * reconstruction
             out = {"adversarial": adversarial, "reconstruction": reconstruction}
