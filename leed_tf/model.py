@@ -156,6 +156,17 @@ class LeedNetworks:
         check_output(output)
         return _apply_residual(image, decoder(tf.concat([edited, code], 0), training=False))
 
+    def truth_code_edit(self, image, truth, decoder=None, output="decoded"):
+        """The ceiling of every editor of this auto-encoder's codes, where a
+        ground truth exists (synthetic data): the truth's own code decoded,
+        ``Dec(E(truth))`` (or ``image + Dec(E(truth)) - Dec(E(image))``)."""
+        decoder = decoder or self.decoder
+        truth_code, code = tf.split(self.encoder(tf.concat([truth, image], axis=0)), 2, axis=0)
+        if output == "decoded":
+            return full_precision(decoder(truth_code, training=False))
+        check_output(output)
+        return _apply_residual(image, decoder(tf.concat([truth_code, code], 0), training=False))
+
 
 OUTPUTS = ("decoded", "residual")
 

@@ -44,6 +44,18 @@ def test_residual_self_edit_returns_the_input(nets):
         nets.edit(image, neutral, image, neutral, output="blend")
 
 
+def test_truth_code_ceiling_decodes_the_truths_own_code(nets):
+    image, truth = faces(seed=9), faces(seed=10)
+    decoded = nets.truth_code_edit(image, truth)
+    np.testing.assert_allclose(decoded.numpy(), nets.decoder(nets.encoder(truth), training=False).numpy(), atol=1e-5)
+    residual = nets.truth_code_edit(image, truth, output="residual")
+    expected = image + decoded - nets.decoder(nets.encoder(image), training=False)
+    np.testing.assert_allclose(residual.numpy(), expected.numpy(), atol=1e-5)
+    # The input as its own truth: the residual form gives it back exactly.
+    np.testing.assert_allclose(nets.truth_code_edit(image, image, output="residual").numpy(), image.numpy(),
+                               atol=1e-5)
+
+
 def test_checkpoints_hold_non_trainable_state_and_restore(nets, tmp_path):
     variables = variables_by_path(nets.decoder)
     assert any("moving_mean" in key for key in variables)

@@ -10,7 +10,15 @@
   stargan                        G(I_in, label_ref): the neutralizer as a labelled editor
   leed                           Dec(z_out), the paper's output
   leed_residual                  I_in + Dec(z_out) - Dec(z_self)
+  truth_code                     Dec_AE(E(truth)): the ground truth's own code (a ceiling)
+  truth_code_residual            I_in + Dec_AE(E(truth)) - Dec_AE(z_in)
   =============================  =============================================================
+
+The last two are not editors: they decode the code of the very image an
+edit should produce, so no editor of this auto-encoder's codes can be
+expected to do better. They show how much of the distance to the ground
+truth is the auto-encoder's, and exist only where a ground truth does
+(synthetic data).
 
 The StarGAN neutralizer is trained on every expression domain (it must
 reach "neutral" from each), so translating to the reference's *label* is a
@@ -35,7 +43,9 @@ from leed_tf.data.records import FaceSet
 from leed_tf.model import LeedNetworks, restore_stage
 
 METHODS = ("copy_input", "copy_reference", "feature_arithmetic", "feature_arithmetic_residual",
-           "stargan", "leed", "leed_residual")
+           "stargan", "leed", "leed_residual", "truth_code", "truth_code_residual")
+# Methods that need each pair's ground truth.
+NEEDS_TRUTH = ("truth_code", "truth_code_residual")
 DESCRIPTIONS = {
     "copy_input": "copy the input",
     "copy_reference": "copy the reference",
@@ -45,12 +55,14 @@ DESCRIPTIONS = {
     "stargan": "StarGAN neutralizer as a labelled editor `G(I_in, label_ref)`",
     "leed": "**LEED** `Dec(z_out)`",
     "leed_residual": "**LEED, residual form** `I_in + Dec(z_out) − Dec(z_self)`",
+    "truth_code": "ceiling, not an editor: the ground truth's own code `Dec_AE(E(truth))`",
+    "truth_code_residual": "ceiling, residual form `I_in + Dec_AE(E(truth)) − Dec_AE(z_in)`",
 }
 # Column titles of figures: at most ~18 characters fit above a 128-pixel face.
 SHORT_NAMES = {
     "copy_input": "copy input", "copy_reference": "copy reference", "feature_arithmetic": "feat. arithmetic",
     "feature_arithmetic_residual": "feat. arith. resid.", "stargan": "StarGAN", "leed": "LEED",
-    "leed_residual": "LEED residual",
+    "leed_residual": "LEED residual", "truth_code": "truth's code", "truth_code_residual": "truth's code res.",
 }
 
 
@@ -94,6 +106,9 @@ class RunNetworks:
                                                                                   output="residual"),
                 "leed": lambda *x: nets.edit(*x, output="decoded"),
                 "leed_residual": lambda *x: nets.edit(*x, output="residual"),
+                "truth_code": lambda image, truth: nets.truth_code_edit(image, truth, decoder, "decoded"),
+                "truth_code_residual": lambda image, truth: nets.truth_code_edit(image, truth, decoder,
+                                                                                 "residual"),
                 "stargan": lambda image, labels: nets.neutralizer((image, tf.one_hot(labels, num_domains)),
                                                                   training=False),
             }
@@ -149,12 +164,14 @@ class EditMethods:
       num_labels: Number of expression labels of the faces (the StarGAN
         method needs them to match its domains).
       methods: Which methods; default ``METHODS``.
+      with_truth: Whether calls pass each pair's ground truth (synthetic
+        data); without it the ``NEEDS_TRUTH`` methods are unavailable.
 
     Attributes:
       unavailable: Method name -> why it cannot run (only those).
     """
 
-    def __init__(self, run: RunNetworks, num_labels: int, methods=METHODS):
+    def __init__(self, run: RunNetworks, num_labels: int, methods=METHODS, with_truth: bool = False):
         unknown = sorted(set(methods) - set(METHODS))
         if unknown:
             raise ValueError(f"Unknown methods {unknown}; expected some of {METHODS}.")
@@ -165,17 +182,21 @@ class EditMethods:
         elif "stargan" in methods and run.config.model.num_expressions != num_labels:
             self.unavailable["stargan"] = (f"its {run.config.model.num_expressions} domains do not match "
                                            f"the {num_labels} expressions of the evaluation faces")
+        if not with_truth:
+            self.unavailable.update({m: "needs each pair's ground truth (synthetic data only)"
+                                     for m in NEEDS_TRUTH if m in methods})
         self.methods = tuple(m for m in methods if m not in self.unavailable)
         self._graphs = run.graphs()
 
     def __call__(self, inputs, input_neutrals, references, reference_neutrals,
-                 reference_labels) -> dict[str, np.ndarray]:
+                 reference_labels, truths=None) -> dict[str, np.ndarray]:
         """Every available method's edits of one batch.
 
         Args:
           inputs, input_neutrals, references, reference_neutrals: ``uint8
             [B, S, S, 3]`` faces.
           reference_labels: ``int [B]`` the references' expression indices.
+          truths: ``uint8 [B, S, S, 3]`` ground truths, for ``NEEDS_TRUTH``.
 
         Returns:
           Method name -> ``float32 [B, S, S, 3]`` edits in [-1, 1] (clipped:
@@ -190,6 +211,8 @@ class EditMethods:
                 edited = faces[2]
             elif name == "stargan":
                 edited = self._graphs[name](faces[0], tf.constant(np.asarray(reference_labels, np.int32)))
+            elif name in NEEDS_TRUTH:
+                edited = self._graphs[name](faces[0], _unit(truths))
             else:
                 edited = self._graphs[name](*faces)
             out[name] = np.clip(np.asarray(edited), -1.0, 1.0)

@@ -75,12 +75,14 @@ def edit_pairs(face_set: FaceSet, seed: int = 0, max_pairs: int | None = None) -
 
 
 def iterate_edits(methods: EditMethods, face_set: FaceSet, neutrals: np.ndarray, pairs: Pairs,
-                  batch_size: int = 32) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+                  batch_size: int = 32, truths: np.ndarray | None = None
+                  ) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
     """Yields ``(positions, edits)`` per batch of pairs: a slice into
     ``pairs`` and method name -> ``float32 [B, S, S, 3]`` edits in [-1, 1].
 
     A short last batch is padded (and the padding dropped) so every batch
-    has one shape and the methods' graphs are traced once.
+    has one shape and the methods' graphs are traced once. ``truths`` (``[P,
+    S, S, 3]``, the pairs' ground truths) go to the methods that need them.
     """
     for start in range(0, len(pairs), batch_size):
         batch = slice(start, min(start + batch_size, len(pairs)))
@@ -88,7 +90,8 @@ def iterate_edits(methods: EditMethods, face_set: FaceSet, neutrals: np.ndarray,
         padded = np.minimum(np.arange(start, start + batch_size), batch.stop - 1)
         inputs, references = pairs.inputs[padded], pairs.references[padded]
         edits = methods(face_set.images[inputs], neutrals[inputs], face_set.images[references],
-                        neutrals[references], pairs.targets[padded])
+                        neutrals[references], pairs.targets[padded],
+                        None if truths is None else truths[padded])
         yield batch, {name: images[:count] for name, images in edits.items()}
 
 

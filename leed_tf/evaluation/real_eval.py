@@ -30,7 +30,7 @@ from leed_tf.evaluation import fid as fid_lib
 from leed_tf.evaluation import identity as identity_lib
 from leed_tf.evaluation.classifiers import ImageClassifier
 from leed_tf.evaluation.examples import Evaluation, ExampleCollector, add_expression_grid
-from leed_tf.evaluation.methods import EditMethods, RunNetworks, neutral_faces, run_summary
+from leed_tf.evaluation.methods import METHODS, NEEDS_TRUTH, EditMethods, RunNetworks, neutral_faces, run_summary
 from leed_tf.evaluation.pairs import breakdowns, edit_pairs, iterate_edits
 
 
@@ -67,7 +67,8 @@ def evaluate_real(run: RunNetworks, expression_classifier: ImageClassifier, *,
     pairs = edit_pairs(faces, seed, max_pairs)
     target_classes = expression_classifier.class_indices(
         [faces.expression_names[e] for e in pairs.targets], "expressions")
-    methods = EditMethods(run, len(faces.expression_names))
+    # Real faces have no ground truth edit, so no ceiling of the auto-encoder.
+    methods = EditMethods(run, len(faces.expression_names), [m for m in METHODS if m not in NEEDS_TRUTH])
     # dlib is slow (~0.1 s a face): identity is measured on a seeded subset.
     measured = np.zeros(0, np.int64)
     if embedder is not None:

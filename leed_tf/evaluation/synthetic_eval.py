@@ -95,7 +95,7 @@ def evaluate_synthetic(run: RunNetworks, expression_classifier: ImageClassifier,
         [faces.expression_names[e] for e in pairs.targets], "expressions")
     identity_classes = identity_classifier.class_indices(
         [faces.subject_names[s] for s in faces.subjects[pairs.inputs]], "identities")
-    methods = EditMethods(run, len(faces.expression_names))
+    methods = EditMethods(run, len(faces.expression_names), with_truth=True)
     log(f"Synthetic evaluation: {len(pairs)} pairs of {len(faces.subject_names)} held-out identities; "
         f"methods: {', '.join(methods.methods)}.")
 
@@ -105,7 +105,7 @@ def evaluate_synthetic(run: RunNetworks, expression_classifier: ImageClassifier,
 
     per_pair = {name: {} for name in methods.methods}
     collector = ExampleCollector(pairs, num_examples, seed)
-    for positions, edits in iterate_edits(methods, faces, neutrals, pairs, batch_size):
+    for positions, edits in iterate_edits(methods, faces, neutrals, pairs, batch_size, truths):
         collector.add(positions, edits)
         for name, images in edits.items():
             values = metrics_lib.image_metrics(images, truths[positions])
