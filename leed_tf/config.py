@@ -326,18 +326,18 @@ def synthetic_defaults() -> Config:
 
     Faces are frontal: at this width and budget LEED does not learn to move
     an expression between head poses (``--synthetic_poses=-45,0,45`` adds
-    yaw). The auto-encoder, trained from scratch at this width, is the bottleneck
-    (docs/results.md): it gets most of the budget, an L2 pixel loss (PSNR is
-    an L2 measure, and L2 learns faster than L1 here) and the difference
-    term at weight 5 (it trains what residual edits are made of: after 1,000
-    steps the residual form of the ground truth's own code scored 25.3 dB
-    with it, 24.2 dB at weight 1, 24.7 dB at weight 10); the feature term is
-    off (it costs a second encoder pass per step and did not help). The
-    epochs leave a margin under 20 minutes for the hours when this shared
-    2-core machine runs 30 % slower than at its best (docs/results.md). At this width the decoder renders held-out faces
-    blurred, so edits are applied in the residual form, and LEED keeps the
-    auto-encoder's decoder (fine-tuning it on the self-edits lowered the
-    validation PSNR of both forms).
+    yaw). The auto-encoder, trained from scratch at this width, is the
+    bottleneck (docs/results.md): it gets most of the budget, an L2 pixel
+    loss (PSNR is an L2 measure, and L2 learns faster than L1 here) and the
+    difference term at weight 5 (it trains what residual edits are made of;
+    against weight 1 it raised the residual edits' expression accuracy from
+    10 % to 19 %, docs/results.md); the feature term is off (it costs a
+    second encoder pass per step and did not help). The epochs leave a
+    margin under 20 minutes for the hours when this shared 2-core machine
+    runs 1.5x slower than at its best (docs/results.md). At this width the
+    decoder renders held-out faces blurred, so edits are applied in the
+    residual form, and LEED keeps the auto-encoder's decoder (fine-tuning it
+    on the self-edits lowered the validation PSNR of both forms).
     """
     return Config(
         model=ModelConfig(width=0.125),

@@ -15,6 +15,12 @@ Symbols of the paper (DESIGN.md section 1) and their names here:
   z_out = n + a I([n,e])  ``edited_code``              [B, 8, 8, 512]
   ======================  ==========================  =====================
 
+X, I and the code critic see standardised codes: ``e = X(d / s_d)``,
+``z_out = n + alpha * s_d * I([(n - m) / s, e])``, ``C((z - m) / s)``, with
+per-channel statistics ``m``, ``s``, ``s_d`` measured when the LEED stage
+starts (``networks.CodeScale``; identity until then, or with
+``standardize_codes=False``).
+
 Under a mixed-precision policy the networks compute in float16 or bfloat16;
 the code arithmetic (``d = z - n``, ``z_out = n + alpha * I(...)``) stays in
 float32, the variables' dtype, and takes network outputs cast up.
