@@ -330,14 +330,15 @@ def synthetic_defaults() -> Config:
     bottleneck (docs/results.md): it gets most of the budget, an L2 pixel
     loss (PSNR is an L2 measure, and L2 learns faster than L1 here) and the
     difference term at weight 5 (it trains what residual edits are made of;
-    against weight 1 it raised the residual edits' expression accuracy from
-    10 % to 19 %, docs/results.md); the feature term is off (it costs a
-    second encoder pass per step and did not help). The epochs leave a
-    margin under 20 minutes for the hours when this shared 2-core machine
-    runs 1.5x slower than at its best (docs/results.md). At this width the
-    decoder renders held-out faces blurred, so edits are applied in the
-    residual form, and LEED keeps the auto-encoder's decoder (fine-tuning it
-    on the self-edits lowered the validation PSNR of both forms).
+    with it, and fewer epochs, the residual edits' expression accuracy rose
+    from 10 % to 19 % against weight 1, docs/results.md); the feature term
+    is off (it costs a second encoder pass per step and did not help). The
+    epochs leave a margin under 20 minutes for the hours when this shared
+    2-core machine runs 1.5x slower than at its best (docs/results.md). At
+    this width the decoder renders held-out faces blurred, so edits are
+    applied in the residual form, and LEED keeps the auto-encoder's decoder
+    (fine-tuning it on the self-edits lowered the validation PSNR of both
+    forms).
     """
     return Config(
         model=ModelConfig(width=0.125),

@@ -68,8 +68,5 @@ class CodeScale(keras.Model):
         """``s_d * r``: I's output back in code units."""
         return residual * ops.cast(self.displacement_std, residual.dtype)
 
-    def call(self, code):
-        return self.standardize(code)
-
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}
