@@ -49,6 +49,41 @@ def test_siamese_displacement_and_loss():
     assert float(losses.siamese_generator_loss(u, -u)) == pytest.approx((1.2 ** 2 + 1.6 ** 2) / 2)
 
 
+def test_info_nce_leaves_out_invalid_rows():
+    x = tf.random.normal([6, 16], seed=2)
+    keys = x + 0.3 * tf.random.normal([6, 16], seed=3)
+    valid = tf.constant([True, True, False, True, False, True])
+    kept = tf.boolean_mask(x, valid), tf.boolean_mask(keys, valid)
+    expected = float(losses.info_nce_loss(*kept))
+    # Whatever the left-out rows hold (here a zero vector, a neutral face's
+    # displacement), the loss is that of the valid rows alone ...
+    garbage = tf.where(valid[:, None], x, tf.zeros_like(x))
+    with tf.GradientTape() as tape:
+        tape.watch(garbage)
+        loss = losses.info_nce_loss(garbage, keys, valid=tf.cast(valid, tf.float32))
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    # ... and they receive no gradient.
+    gradient = tape.gradient(loss, garbage).numpy()
+    assert np.all(gradient[[2, 4]] == 0) and np.any(gradient[[0, 1, 3, 5]] != 0)
+    assert float(losses.info_nce_loss(x, keys, valid=tf.zeros([6], tf.bool))) == 0.0
+
+
+def test_shows_expression_within_half_a_grey_level():
+    neutral = tf.zeros([3, 4, 4, 3])
+    level = 2.0 / 255.0  # one grey level in [-1, 1]
+    faces = tf.stack([neutral[0], neutral[1] + 0.4 * level,
+                      tf.tensor_scatter_nd_update(neutral[2], [[1, 2, 0]], [level])])
+    np.testing.assert_array_equal(losses.shows_expression(faces, neutral).numpy(), [False, False, True])
+
+
+def test_siamese_generator_loss_over_valid_pairs():
+    edit = tf.constant([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]])
+    reference = tf.constant([[0.0, 1.0], [0.0, 1.0], [0.0, 0.0]])  # the last one neutral: u = 0
+    # Pair 0: ((1-0)^2 + (0-1)^2) / 2 = 1; pair 1: 0; pair 2 left out.
+    assert float(losses.siamese_generator_loss(edit, reference, valid=[1.0, 1.0, 0.0])) == pytest.approx(0.5)
+    assert float(losses.siamese_generator_loss(edit, reference)) == pytest.approx(1.0)  # pair 2 counts: 2
+
+
 def test_l1_psnr_and_classification():
     a = tf.zeros([2, 4, 4, 3])
     assert float(losses.l1_loss(a, a + 0.5)) == pytest.approx(0.5)

@@ -167,6 +167,25 @@ def test_leed_ablations_skip_their_networks(setup, tmp_path):
     assert not changed(q, nets.regularizer) and not changed(s, nets.siamese)
 
 
+def test_siamese_learns_with_neutral_faces_in_the_batch(setup, tmp_path):
+    # A data set's neutral faces are their own neutral photos: a zero
+    # displacement with no direction. They must sit out of S's InfoNCE
+    # rather than swamp its gradient (normalising zero scales it by 1e6).
+    config, images, neutrals, _, validation = setup
+    config.leed.batch_size = 8
+    neutrals = neutrals.copy()
+    neutrals[::4] = images[::4]
+    keras.utils.set_random_seed(1)
+    trainer = LeedTrainer(config, str(tmp_path), LeedNetworks(config.model), images, neutrals, validation)
+    batch = next(iter(trainer.epoch_dataset(0)))
+    assert np.any(np.all(batch["input"].numpy() == batch["input_neutral"].numpy(), axis=(1, 2, 3)))
+    steps = [trainer.siamese_step(batch) for _ in range(30)]
+    contrastive = [float(s["siamese_contrastive"]) for s in steps]
+    norms = [float(s["grad_norm_siamese"]) for s in steps]
+    assert all(np.isfinite(contrastive)) and max(norms) < 1e3, norms
+    assert np.mean(contrastive[-5:]) < 0.25 * contrastive[0], contrastive
+
+
 def leed_trainer(config, run_dir, images, neutrals, validation):
     # Same initial weights each time: the frozen encoder is not in LEED's
     # checkpoint (a run restores it from the auto-encoder stage).

@@ -95,7 +95,7 @@ def get_pixel_loss(name: str):
     return PIXEL_LOSSES[name]
 
 
-def info_nce_loss(queries, keys, temperature=0.1):
+def info_nce_loss(queries, keys, temperature=0.1, valid=None):
     """Symmetric InfoNCE: each query must pick its own key among the batch's.
 
     ``log(B) - loss`` is a lower bound on the mutual information between the
@@ -106,36 +106,74 @@ def info_nce_loss(queries, keys, temperature=0.1):
       queries: ``[B, D]``.
       keys: ``[B, D]``, row i the positive of query i.
       temperature: Softmax temperature tau.
+      valid: Optional ``[B]``, bool or 0/1: rows that take part. A row left out is
+        neither a query nor anyone's negative (e.g. a neutral face, whose
+        expression displacement is zero and has no direction); then
+        ``log(#valid) - loss`` is the bound.
 
     Returns:
-      Scalar loss, the mean of both directions' cross-entropies.
+      Scalar loss, the mean of both directions' cross-entropies over the
+      valid rows (0 if there is none).
     """
     queries = tf.math.l2_normalize(tf.cast(queries, tf.float32), axis=-1)
     keys = tf.math.l2_normalize(tf.cast(keys, tf.float32), axis=-1)
     logits = tf.matmul(queries, keys, transpose_b=True) / temperature
     labels = tf.range(tf.shape(logits)[0])
+    valid = tf.ones_like(labels, tf.bool) if valid is None else tf.cast(valid, tf.bool)
+    weights = tf.cast(valid, tf.float32)
+    # Excluded keys get a logit far below any cosine / tau: no probability mass.
+    logits = tf.where(valid[None, :], logits, tf.fill(tf.shape(logits), -1e9))
     forward = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    logits = tf.where(valid[:, None], logits, tf.fill(tf.shape(logits), -1e9))
     backward = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.transpose(logits))
-    return 0.5 * (tf.reduce_mean(forward) + tf.reduce_mean(backward))
+    return 0.5 * _masked_mean(forward + backward, weights)
+
+
+def _masked_mean(values, weights):
+    return tf.reduce_sum(weights * values) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+# A face with no pixel further than half a grey level from its neutral face
+# shows no expression (in [-1, 1] units; one grey level is 2 / 255).
+NEUTRAL_TOLERANCE = 1.0 / 255.0
+
+
+def shows_expression(images, neutrals, tolerance=NEUTRAL_TOLERANCE):
+    """``bool [B]``: whether each face differs from its neutral face.
+
+    The neutral faces of a data set are their own neutral photos: their
+    expression displacement ``S(I) - S(N)`` is exactly zero, has no
+    direction, and normalising it would multiply its gradient by 1e6.
+    """
+    difference = tf.abs(tf.cast(images, tf.float32) - tf.cast(neutrals, tf.float32))
+    return tf.reduce_max(difference, axis=tf.range(1, tf.rank(difference))) > tolerance
 
 
 def expression_displacement(image_embedding, neutral_embedding):
-    """``u(I, N) = normalize(S(I) - S(N))``: an expression's direction in S-space."""
+    """``u(I, N) = normalize(S(I) - S(N))``: an expression's direction in S-space
+    (the zero vector for a zero displacement; see ``shows_expression``)."""
     difference = tf.cast(image_embedding, tf.float32) - tf.cast(neutral_embedding, tf.float32)
     return tf.math.l2_normalize(difference, axis=-1)
 
 
-def siamese_generator_loss(edit_displacement, reference_displacement):
+def siamese_generator_loss(edit_displacement, reference_displacement, valid=None):
     """Mean squared difference of two S-space displacements over the dims.
 
     Args:
       edit_displacement: ``u(I_out, N_in)``, ``[B, D]``.
       reference_displacement: ``u(I_ref, N_ref)``, ``[B, D]``.
+      valid: Optional ``[B]``, bool or 0/1: the pairs that count, those whose
+        reference shows an expression (a neutral reference's displacement
+        has no direction to match).
 
     Returns:
-      Scalar loss.
+      Scalar loss, the mean over the valid pairs (0 if there is none).
     """
-    return l2_loss(edit_displacement, reference_displacement)
+    per_pair = tf.reduce_mean(tf.square(tf.cast(edit_displacement, tf.float32)
+                                        - tf.cast(reference_displacement, tf.float32)), axis=-1)
+    if valid is None:
+        return tf.reduce_mean(per_pair)
+    return _masked_mean(per_pair, tf.cast(valid, tf.float32))
 
 
 def domain_classification_loss(labels, logits):

@@ -417,7 +417,11 @@ class LeedTrainer(StageTrainer):
             if c.lambda_s > 0:
                 edit_displacement = losses.expression_displacement(
                     nets.siamese(edit_image, training=False), neutral_embedding)
-                siamese = losses.siamese_generator_loss(edit_displacement, reference_displacement)
+                # All replicas' pairs: a masked mean is not a mean of slice means.
+                (valid,) = distribute.global_batch(tf.cast(
+                    losses.shows_expression(batch["reference"], batch["reference_neutral"]), tf.float32))
+                siamese = losses.siamese_generator_loss(
+                    *distribute.global_batch(edit_displacement, reference_displacement), valid)
                 total += c.lambda_s * siamese
                 out["siamese"] = siamese
             scaled = self.loss_for_gradients(total, self.g_opt)
@@ -432,7 +436,8 @@ class LeedTrainer(StageTrainer):
 
         The batch's inputs are the pairs (its references are other random
         faces, no new kind of data): half the cost, and no face can appear
-        twice among the negatives.
+        twice among the negatives. Faces identical to their neutral face
+        (``losses.shows_expression``) sit out: their displacement is zero.
         """
         return self.run_replicas(self._siamese_replica_step, batch, self.rng.make_seeds(2))
 
@@ -449,9 +454,10 @@ class LeedTrainer(StageTrainer):
             embeddings = self.nets.siamese(tf.concat([views[0][0], views[0][1], views[1][0], views[1][1]], 0),
                                            training=True)
             a_image, a_neutral, b_image, b_neutral = tf.split(embeddings, 4)
-            loss = losses.info_nce_loss(*distribute.global_batch(losses.expression_displacement(a_image, a_neutral),
-                                                                 losses.expression_displacement(b_image, b_neutral)),
-                                        self.c.temperature)
+            a, b = distribute.global_batch(losses.expression_displacement(a_image, a_neutral),
+                                           losses.expression_displacement(b_image, b_neutral))
+            (valid,) = distribute.global_batch(tf.cast(losses.shows_expression(images, neutrals), tf.float32))
+            loss = losses.info_nce_loss(a, b, self.c.temperature, valid)
             scaled = self.loss_for_gradients(loss, self.s_opt)
         grads = tape.gradient(scaled, self.s_vars)
         return {"siamese_contrastive": loss,
