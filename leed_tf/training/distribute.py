@@ -47,6 +47,28 @@ if not hasattr(keras.optimizers.Adam, "_all_reduce_sum_gradients"):
                       "SummedGradientsAdam in leed_tf/training/distribute.py must be updated.")
 
 
+def make_deterministic() -> None:
+    """TensorFlow's op determinism, and one thread per op and between ops.
+
+    Op determinism alone leaves CPU training a little different from run to
+    run (multi-threaded kernels); with single threads two runs agree bit for
+    bit. Thread counts can only be set before TensorFlow runs its first op.
+
+    Raises:
+      RuntimeError: TensorFlow already runs with other thread counts.
+    """
+    threading = tf.config.threading
+    if not threading.get_intra_op_parallelism_threads() == threading.get_inter_op_parallelism_threads() == 1:
+        try:
+            threading.set_intra_op_parallelism_threads(1)
+            threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError as error:
+            raise RuntimeError("deterministic=True needs single-threaded TensorFlow, which can only be "
+                               "set before TensorFlow runs anything: train in a new process (as "
+                               "scripts/train.py --deterministic does).") from error
+    tf.config.experimental.enable_op_determinism()
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy called ``name`` (``Config.strategy``).
 

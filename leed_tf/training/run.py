@@ -190,7 +190,13 @@ def train_networks(config: Config, run_dir: str, stages: list[str] | None = None
                    max_steps: int | None = None) -> tuple[dict, LeedNetworks]:
     """``train``, also returning the trained networks (for callers that keep
     using them in the same process)."""
-    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.
+    # First: thread counts and MultiWorkerMirroredStrategy must be set before
+    # TensorFlow runs anything.
+    if config.deterministic:
+        if config.strategy != "default":
+            raise ValueError(f"deterministic=True is supported with the default strategy only, not "
+                             f"{config.strategy!r} (its single-threaded runtime is untested with collectives).")
+        distribute.make_deterministic()
     strategy = distribute.make_strategy(config.strategy)
     with distribute.precision_policy(config.precision):
         return _train(config, run_dir, stages, max_steps, strategy)
