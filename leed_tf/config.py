@@ -246,10 +246,11 @@ class Config:
       deterministic: Bit-reproducible training: TensorFlow's op determinism
         and one thread per op and between ops, so two runs with the same
         settings give the same weights (on the 2-core CPU of
-        docs/benchmarks.md a step takes 1.4-1.6x as long). Without it, CPU training differs between runs from
-        rounding onwards (the default's edits by about 0.1 dB). Takes effect
-        only if TensorFlow has run nothing yet in the process (the training
-        script's case); default strategy only.
+        docs/benchmarks.md a step takes 1.4-1.6x as long). Without it, CPU
+        training differs between runs from rounding onwards (the default's
+        edits by about 0.1 dB). Takes effect only if TensorFlow has run
+        nothing yet in the process (the training script's case); default
+        strategy only.
       output_form: How edits are rendered by default (validation summary,
         editor, export): ``decoded``, the paper's ``Dec(z_out)``; or
         ``residual``, ``I_in + Dec(z_out) - Dec(z_self)``, which applies only

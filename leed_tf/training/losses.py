@@ -106,9 +106,9 @@ def info_nce_loss(queries, keys, temperature=0.1, valid=None):
       queries: ``[B, D]``.
       keys: ``[B, D]``, row i the positive of query i.
       temperature: Softmax temperature tau.
-      valid: Optional ``[B]``, bool or 0/1: rows that take part. A row left out is
-        neither a query nor anyone's negative (e.g. a neutral face, whose
-        expression displacement is zero and has no direction); then
+      valid: Optional ``[B]``, bool or 0/1: rows that take part. A row left
+        out is neither a query nor anyone's negative (e.g. a neutral face,
+        whose expression displacement is zero and has no direction); then
         ``log(#valid) - loss`` is the bound.
 
     Returns:
