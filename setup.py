@@ -18,6 +18,7 @@ setup(
         "absl-py>=1.0",
         "tensorboard>=2.16",
         "h5py>=3.10",
+        "scipy>=1.10",  # linear_sum_assignment, for the matched-pair term (training/pairs.py)
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],

@@ -545,7 +545,11 @@ def measure_leed_step(config, steps: int, warmup: int, seed: int = 0) -> StepTim
     with precision_policy(config.precision):
         nets = LeedNetworks(config.model)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = LeedTrainer(config, run_dir, nets, faces[0], faces[1], ValidationBatch(*faces))
+        # Two groups of faces, for the matched-pair term's check (the step
+        # itself gathers its targets with the batch).
+        groups = np.arange(c.batch_size) % 2
+        trainer = LeedTrainer(config, run_dir, nets, faces[0], faces[1], ValidationBatch(*faces),
+                              groups=groups)
         codes = trainer.encode_real(batch)
         traced = []
         if c.cache_codes:
@@ -553,6 +557,10 @@ def measure_leed_step(config, steps: int, warmup: int, seed: int = 0) -> StepTim
             batch.update({"input_code": codes["code"], "input_neutral_code": codes["neutral_code"],
                           "reference_code": codes["reference_code"],
                           "reference_neutral_code": codes["reference_neutral_code"]})
+            if c.lambda_pair > 0:
+                batch.update(target_code=codes["code"], target_index=tf.zeros([c.batch_size], tf.int32))
+                codes = {**codes, "target_code": codes["code"],
+                         "target_index": tf.zeros([c.batch_size], tf.int32)}
         else:
             traced.append(trainer.encode_real.get_concrete_function(batch))
         seconds = time_calls(lambda: trainer.train_step(batch), steps, max(1, warmup))
@@ -691,6 +699,8 @@ def benchmark_train(batch_size: int = 24, steps: int = _SYNTHETIC_MAX_STEPS,
     start_load, start_peak = _load_row("at start"), measure_matmul_gflops()
     synthetic = synthetic_defaults()
     synthetic.leed.batch_size, synthetic.leed.cache_codes = batch_size, cache_codes
+    if not cache_codes:
+        synthetic.leed.lambda_pair = 0.0  # the matched-pair term needs the cached codes
     synthetic.precision, synthetic.jit_compile = precision, jit_compile
     small_steps, small_warmup = min(steps, _SYNTHETIC_MAX_STEPS), min(warmup, _SYNTHETIC_MAX_WARMUP)
     leed = []

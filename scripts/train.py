@@ -35,6 +35,8 @@ flags.DEFINE_float("lambda_q", None, "Weight of the mutual expression informatio
 flags.DEFINE_float("lambda_recon", None, "Weight of the reconstruction loss.")
 flags.DEFINE_float("lambda_s", None, "Weight of the siamese loss.")
 flags.DEFINE_float("lambda_gp", None, "Weight of the code critic's gradient penalty.")
+flags.DEFINE_float("lambda_pair", None, "Weight of the matched-pair term (not in the paper; 0 = off, "
+                   "the default on real data sets; 10 on synthetic). docs/results.md.")
 flags.DEFINE_integer("n_critic", None, "Critic steps per LEED generator step.")
 flags.DEFINE_boolean("train_decoder", None, "Fine-tune the decoder in the LEED stage (the paper's "
                      "setting; default true, false on synthetic).")
@@ -65,6 +67,7 @@ def main(argv):
         "leed.batch_size": FLAGS.batch_size, "leed.learning_rate": FLAGS.learning_rate,
         "leed.lambda_q": FLAGS.lambda_q, "leed.lambda_recon": FLAGS.lambda_recon,
         "leed.lambda_s": FLAGS.lambda_s, "leed.lambda_gp": FLAGS.lambda_gp,
+        "leed.lambda_pair": FLAGS.lambda_pair,
         "leed.n_critic": FLAGS.n_critic, "leed.train_decoder": FLAGS.train_decoder,
         "leed.standardize_codes": FLAGS.standardize_codes, "seed": FLAGS.seed,
         "jit_compile": FLAGS.jit_compile, "strategy": FLAGS.strategy, "precision": FLAGS.precision,

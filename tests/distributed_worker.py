@@ -84,7 +84,9 @@ def stage_runs(strategy, stages, learning_rate_scale=1.0):
             trainer = AutoencoderTrainer(config, run_dir, nets, images, neutrals, validation, True, strategy)
         else:
             config.leed.cache_codes = stage == "leed"
-            trainer = LeedTrainer(config, run_dir, nets, images, neutrals, validation, strategy)
+            config.leed.lambda_pair = 10.0 if config.leed.cache_codes else 0.0  # it needs the cache
+            trainer = LeedTrainer(config, run_dir, nets, images, neutrals, validation, strategy,
+                                  groups=np.arange(len(images)) // 4)
         names = STAGE_NETWORKS[stage.split("_")[0]]
         before = {f"{name}/{i}": w for name in names for i, w in enumerate(getattr(nets, name).get_weights())}
         steps = []

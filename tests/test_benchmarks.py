@@ -41,6 +41,7 @@ def test_leed_step_smoke_at_tiny_batch_and_width(cache_codes, train_decoder):
     config = synthetic_defaults()
     config.leed.batch_size = 2
     config.leed.cache_codes, config.leed.train_decoder = cache_codes, train_decoder
+    config.leed.lambda_pair = config.leed.lambda_pair if cache_codes else 0.0  # it needs the cache
     config.model.stargan_residual_blocks = 0  # Built by LeedNetworks, unused by LEED's step.
     timing = benchmarks.measure_leed_step(config, steps=1, warmup=1)
     assert len(timing.seconds) == 1 and timing.seconds[0] > 0

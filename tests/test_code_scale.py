@@ -10,7 +10,7 @@ from leed_tf.model import LeedNetworks, restore_stage
 from leed_tf.networks import CodeScale
 from leed_tf.training.stages import LeedTrainer
 
-from tests.test_training import setup, tiny_faces  # noqa: F401 (fixture)
+from tests.test_training import GROUPS, setup, tiny_faces  # noqa: F401 (fixture)
 
 WIDTH = 0.0625
 
@@ -56,7 +56,7 @@ def test_leed_stage_measures_statistics_once_and_checkpoints_them(setup, tmp_pat
     config, images, neutrals, _, validation = setup
     config.leed.standardize_codes = standardize
     nets = LeedNetworks(config.model)
-    LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation).fit(max_steps=1)
+    LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation, groups=GROUPS).fit(max_steps=1)
     std = nets.code_scale.std.numpy()
     if standardize:
         codes = nets.encoder(tf.constant(images, tf.float32) / 127.5 - 1.0).numpy()
@@ -69,7 +69,8 @@ def test_leed_stage_measures_statistics_once_and_checkpoints_them(setup, tmp_pat
         np.testing.assert_array_equal(std, 1.0)
     # Resumed, the stage restores them instead of measuring again.
     restored = LeedNetworks(config.model)
-    trainer = LeedTrainer(config, str(tmp_path), restored, tiny_faces(seed=5), neutrals, validation)
+    trainer = LeedTrainer(config, str(tmp_path), restored, tiny_faces(seed=5), neutrals, validation,
+                          groups=GROUPS)
     trainer.fit(max_steps=2)
     np.testing.assert_array_equal(restored.code_scale.std.numpy(), std)
     # And inference restores them from the stage's checkpoint.
@@ -83,7 +84,7 @@ def test_checkpoint_from_before_code_statistics_restores_identity(setup, tmp_pat
     trained on raw codes: it restores with the identity statistics."""
     config, images, neutrals, _, validation = setup
     nets = LeedNetworks(config.model)
-    trainer = LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation)
+    trainer = LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation, groups=GROUPS)
     objects = trainer.checkpoint_objects()
     del objects["code_scale"]
     tf.train.Checkpoint(**objects).save(str(tmp_path / "leed" / "checkpoints" / "ckpt"))

@@ -56,3 +56,12 @@ def test_overrides_and_resolution(tmp_path):
     assert resumed.data.dataset == "rafd" and resumed.leed.epochs == 120
     with pytest.raises(ValueError, match="cannot continue"):
         config_lib.resolve_config(run_dir, "synthetic", {})
+
+
+def test_matched_pair_term_settings_are_checked():
+    from leed_tf.config import LeedConfig
+    assert LeedConfig().lambda_pair == 0.0  # the seed's settings have no such term
+    with pytest.raises(ValueError, match="cache_codes"):
+        LeedConfig(lambda_pair=1.0, cache_codes=False)
+    with pytest.raises(ValueError, match=">= 0"):
+        LeedConfig(lambda_pair=-1.0)

@@ -191,7 +191,8 @@ def test_mixed_precision_leed_step_is_finite(precision, tmp_path):
     validation = ValidationBatch(images[:4], neutrals[:4], images[4:8], neutrals[4:8])
     with distribute.precision_policy(precision):
         nets = LeedNetworks(config.model)
-        trainer = LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation)
+        trainer = LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation,
+                              groups=np.arange(len(images)) // 4)
     assert nets.decoder.compute_dtype == precision.split("_")[1]
     assert all(v.dtype == "float32" for v in nets.decoder.weights)
     assert (precision == "mixed_float16") == hasattr(trainer.g_opt, "dynamic_scale")

@@ -93,3 +93,17 @@ def test_l1_psnr_and_classification():
     logits = tf.constant([[10.0, 0.0], [0.0, 10.0]])
     assert float(losses.domain_classification_loss([0, 1], logits)) < 1e-3
     assert float(losses.domain_classification_loss([1, 0], logits)) > 9.0
+
+
+def test_matched_pair_loss_counts_only_pairs_with_a_target():
+    rng = np.random.default_rng(0)
+    edits = tf.Variable(rng.normal(size=(4, 2, 2, 3)).astype(np.float32))
+    targets = rng.normal(size=(4, 2, 2, 3)).astype(np.float32)
+    valid = np.array([True, False, True, False])
+    with tf.GradientTape() as tape:
+        loss = losses.matched_pair_loss(losses.pair_l1(edits, targets), valid)
+    expected = np.abs(edits.numpy() - targets)[valid].mean()
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-6)
+    gradient = tape.gradient(loss, edits).numpy()
+    assert np.all(gradient[~valid] == 0) and np.all(gradient[valid] != 0)
+    assert float(losses.matched_pair_loss(losses.pair_l1(edits, targets), np.zeros(4))) == 0.0

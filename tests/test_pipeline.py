@@ -277,3 +277,38 @@ def test_pairs_without_references_and_carry_mirrored_refusals():
     with pytest.raises(ValueError, match="differs"):
         pipeline.paired_dataset(random_images(8), random_images(8), 4, max_shift=0,
                                 carry_mirrored={"c": (np.zeros(8), np.zeros((8, 2)))})
+
+
+def test_pair_targets_follow_the_table_and_the_inputs_flip():
+    images = random_images(12)
+    values = np.arange(12, dtype=np.float32)
+    groups = np.arange(12) % 3
+    # Target of (input i, reference j): a face of i's group chosen by a known rule.
+    table = np.array([[(g + 3 * ((j + 1) % 4)) if j % 5 else -1 for j in range(12)] for g in range(3)])
+    dataset = pipeline.paired_dataset(images, images, 4, max_shift=0, seed=5,
+                                      carry_mirrored={"code": (values, values + 100.0)},
+                                      pair_targets=(groups, table))
+    seen_missing, flips = False, set()
+    for batch in dataset:
+        i, j = batch["input_index"].numpy(), batch["reference_index"].numpy()
+        target = batch["target_index"].numpy()
+        np.testing.assert_array_equal(target, table[groups[i], j])
+        mirrored = batch["input_code"].numpy() >= 100.0
+        code = batch["target_code"].numpy()
+        np.testing.assert_array_equal(code, np.maximum(target, 0) + 100.0 * mirrored)
+        seen_missing |= bool(np.any(target < 0))
+        flips |= set(mirrored.tolist())
+    assert seen_missing and flips == {True, False}
+
+
+def test_pair_targets_refusals():
+    images, pair = random_images(8), (np.zeros(8), np.ones(8))
+    good = (np.zeros(8, int), np.zeros((1, 8), int))
+    with pytest.raises(ValueError, match="carry_mirrored"):
+        pipeline.paired_dataset(images, images, 4, max_shift=0, pair_targets=good)
+    with pytest.raises(ValueError, match="covering every group"):
+        pipeline.paired_dataset(images, images, 4, max_shift=0, carry_mirrored={"c": pair},
+                                pair_targets=(np.full(8, 2), np.zeros((1, 8), int)))
+    with pytest.raises(ValueError, match="out of range"):
+        pipeline.paired_dataset(images, images, 4, max_shift=0, carry_mirrored={"c": pair},
+                                pair_targets=(np.zeros(8, int), np.full((1, 8), 8)))

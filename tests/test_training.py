@@ -15,6 +15,7 @@ from leed_tf.training.base import NonFiniteLossError
 from leed_tf.training.stages import AutoencoderTrainer, LeedTrainer, NeutralizerTrainer, ValidationBatch
 
 BATCH = 4
+GROUPS = np.arange(16) // 4  # tiny_faces(): four "subjects" of four faces
 
 
 def tiny_faces(n=16, seed=0):
@@ -115,15 +116,17 @@ def test_autoencoder_difference_term_is_the_loss_of_decoded_differences(setup, t
 def test_leed_step_changes_trained_networks_not_frozen_ones(setup, tmp_path, cache_codes):
     config, images, neutrals, _, validation = setup
     config.leed.cache_codes = cache_codes
+    config.leed.lambda_pair = config.leed.lambda_pair if cache_codes else 0.0  # it needs the cache
     config.leed.train_decoder = True  # the paper's setting (the synthetic default keeps the decoder)
     nets = LeedNetworks(config.model)
     trained = ("extractor", "interpolator", "decoder", "critic", "regularizer", "siamese")
     frozen = ("encoder", "neutralizer")
     before = {n: weights(getattr(nets, n)) for n in trained + frozen}
-    trainer = LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation)
+    trainer = LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation, groups=GROUPS)
     summary = trainer.fit(max_steps=1)
     expected = {"adversarial", "reconstruction", "mutual_information", "siamese", "generator_total",
                 "critic_total", "gradient_penalty", "siamese_contrastive"}
+    expected |= {"matched_pair"} if cache_codes else set()
     assert expected <= set(summary["losses"])
     assert all(np.isfinite(v) for v in summary["losses"].values())
     for name in trained:
@@ -135,7 +138,8 @@ def test_leed_step_changes_trained_networks_not_frozen_ones(setup, tmp_path, cac
 def test_cached_codes_are_the_frozen_encoders_codes_of_the_batch(setup, tmp_path):
     config, images, neutrals, _, validation = setup
     neutrals = images[np.arange(len(images)) // 4 * 4]  # neutral faces from the same set, as real ones are
-    trainer = LeedTrainer(config, str(tmp_path), LeedNetworks(config.model), images, neutrals, validation)
+    trainer = LeedTrainer(config, str(tmp_path), LeedNetworks(config.model), images, neutrals, validation,
+                          groups=GROUPS)
     flipped = 0
     for batch in trainer.epoch_dataset(0).take(3):
         for side in ("input", "reference"):
@@ -153,7 +157,7 @@ def test_leed_keeps_the_autoencoders_decoder_when_asked(setup, tmp_path):
     config.leed.train_decoder = False
     nets = LeedNetworks(config.model)
     decoder, interpolator = weights(nets.decoder), weights(nets.interpolator)
-    LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation).fit(max_steps=1)
+    LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation, groups=GROUPS).fit(max_steps=1)
     assert not changed(decoder, nets.decoder) and changed(interpolator, nets.interpolator)
 
 
@@ -162,7 +166,8 @@ def test_leed_ablations_skip_their_networks(setup, tmp_path):
     config.leed.lambda_q = config.leed.lambda_s = 0.0
     nets = LeedNetworks(config.model)
     q, s = weights(nets.regularizer), weights(nets.siamese)
-    summary = LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation).fit(max_steps=1)
+    trainer = LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation, groups=GROUPS)
+    summary = trainer.fit(max_steps=1)
     assert "mutual_information" not in summary["losses"] and "siamese" not in summary["losses"]
     assert not changed(q, nets.regularizer) and not changed(s, nets.siamese)
 
@@ -176,7 +181,8 @@ def test_siamese_learns_with_neutral_faces_in_the_batch(setup, tmp_path):
     neutrals = neutrals.copy()
     neutrals[::4] = images[::4]
     keras.utils.set_random_seed(1)
-    trainer = LeedTrainer(config, str(tmp_path), LeedNetworks(config.model), images, neutrals, validation)
+    trainer = LeedTrainer(config, str(tmp_path), LeedNetworks(config.model), images, neutrals, validation,
+                          groups=GROUPS)
     batch = next(iter(trainer.epoch_dataset(0)))
     assert np.any(np.all(batch["input"].numpy() == batch["input_neutral"].numpy(), axis=(1, 2, 3)))
     steps = [trainer.siamese_step(batch) for _ in range(30)]
@@ -190,7 +196,8 @@ def leed_trainer(config, run_dir, images, neutrals, validation):
     # Same initial weights each time: the frozen encoder is not in LEED's
     # checkpoint (a run restores it from the auto-encoder stage).
     keras.utils.set_random_seed(7)
-    return LeedTrainer(config, run_dir, LeedNetworks(config.model), images, neutrals, validation)
+    return LeedTrainer(config, run_dir, LeedNetworks(config.model), images, neutrals, validation,
+                       groups=GROUPS)
 
 
 def test_resume_continues_with_same_step_optimizer_state_and_lr(setup, tmp_path):
@@ -241,3 +248,33 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(setup, tmp_path):
         trainer.fit()
     fresh = leed_trainer(config, str(tmp_path), images, neutrals, validation)
     assert fresh.restore() and int(fresh.step) == 2
+
+
+def test_matched_pair_term_pulls_edits_to_their_targets(setup, tmp_path):
+    config, images, neutrals, _, validation = setup
+    config.leed.lambda_pair, config.leed.learning_rate = 10.0, 1e-3
+    keras.utils.set_random_seed(3)
+    trainer = LeedTrainer(config, str(tmp_path), LeedNetworks(config.model), images, neutrals, validation,
+                          groups=GROUPS)
+    groups, table = trainer.pair_targets()
+    assert table.shape == (4, 16) and np.all(table[GROUPS, np.arange(16)] == np.arange(16))
+    batch = next(iter(trainer.epoch_dataset(0)))
+    np.testing.assert_array_equal(batch["target_index"],
+                                  table[groups[batch["input_index"]], batch["reference_index"]])
+    codes = {"code": batch["input_code"], "neutral_code": batch["input_neutral_code"],
+             "reference_code": batch["reference_code"],
+             "reference_neutral_code": batch["reference_neutral_code"],
+             "target_code": batch["target_code"], "target_index": batch["target_index"]}
+    pair = [float(trainer.generator_step(batch, codes)["matched_pair"]) for _ in range(25)]
+    assert all(np.isfinite(pair)) and np.mean(pair[-3:]) < 0.7 * pair[0], pair
+
+
+def test_matched_pair_term_needs_groups_and_cached_codes(setup, tmp_path):
+    config, images, neutrals, _, validation = setup
+    assert config.leed.lambda_pair > 0  # on in the synthetic default
+    with pytest.raises(ValueError, match="groups="):
+        LeedTrainer(config, str(tmp_path), LeedNetworks(config.model), images, neutrals, validation)
+    config.leed.cache_codes = False
+    with pytest.raises(ValueError, match="cache_codes"):
+        LeedTrainer(config, str(tmp_path), LeedNetworks(config.model), images, neutrals, validation,
+                    groups=GROUPS)

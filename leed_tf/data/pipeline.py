@@ -145,7 +145,8 @@ def paired_dataset(images: np.ndarray, neutrals: np.ndarray, batch_size: int, se
                    drop_remainder: bool = True, repeat: bool = False,
                    carry: dict[str, np.ndarray] | None = None, jitter: float = 0.0,
                    deterministic: bool = True, references: bool = True,
-                   carry_mirrored: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+                   carry_mirrored: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                   pair_targets: tuple[np.ndarray, np.ndarray] | None = None
                    ) -> tf.data.Dataset:
     """Batches of (input, reference) faces with their neutral faces, for LEED.
 
@@ -182,6 +183,13 @@ def paired_dataset(images: np.ndarray, neutrals: np.ndarray, batch_size: int, se
         holding the values of the left-right mirrored faces. A batch takes
         each row from the array matching its face's flip. Needs
         ``max_shift=0`` (values of shifted faces are not known).
+      pair_targets: ``(groups, table)`` from ``training.pairs``: each face's
+        group id ``[N]`` and the match table ``[G, N]``. Each pair then also
+        names its target, the face of the input's group matched to the
+        reference (``table[groups[input], reference]``, -1 for none), and
+        carries the target's ``carry_mirrored`` values in the *input's*
+        orientation (the target stands in for the input edited). Needs
+        references and ``carry_mirrored``.
 
     Returns:
       A dataset of dicts with ``"input"``, ``"input_neutral"``,
@@ -189,7 +197,10 @@ def paired_dataset(images: np.ndarray, neutrals: np.ndarray, batch_size: int, se
       [-1, 1]), ``"input_index"`` and ``"reference_index"`` (``int32 [B]``,
       rows of ``images``) and, for each key ``k`` of ``carry`` or
       ``carry_mirrored``, ``"input_" + k`` and ``"reference_" + k``; no
-      ``"reference*"`` keys with ``references=False``.
+      ``"reference*"`` keys with ``references=False``. With ``pair_targets``,
+      also ``"target_index"`` (``int32 [B]``, -1 where the input's group has
+      no match) and ``"target_" + k`` for each ``carry_mirrored`` key (face
+      0's rows where there is no target).
     """
     num_images = _check_images(images, "images")
     _check_images(neutrals, "neutrals")
@@ -213,6 +224,19 @@ def paired_dataset(images: np.ndarray, neutrals: np.ndarray, batch_size: int, se
         with tf.init_scope():
             mirrored[key] = tf.convert_to_tensor(np.stack([as_is, flipped]))
 
+    pairs = ()
+    if pair_targets is not None:
+        if not references or not carry_mirrored:
+            raise ValueError("pair_targets needs references=True and carry_mirrored (the targets' values).")
+        groups, table = (np.asarray(v) for v in pair_targets)
+        _check_aligned(groups, num_images, "pair_targets groups")
+        if table.ndim != 2 or table.shape[1] != num_images or groups.min() < 0 or groups.max() >= len(table):
+            raise ValueError(f"pair_targets table must be [groups, {num_images}] covering every group id, "
+                             f"got shape {table.shape} for group ids up to {groups.max()}.")
+        if table.min() < -1 or table.max() >= num_images:
+            raise ValueError("pair_targets table holds face indices out of range.")
+        with tf.init_scope():
+            pairs = tuple(tf.convert_to_tensor(v.astype(np.int64)) for v in (groups, table))
     inputs = _index_batches(num_images, batch_size, _stream_seed(seed, _INPUT_ORDER), shuffle,
                             drop_remainder)
     orders = [inputs]
@@ -222,11 +246,11 @@ def paired_dataset(images: np.ndarray, neutrals: np.ndarray, batch_size: int, se
     elif references:
         orders.append(tf.data.Dataset.range(num_images).map(
             lambda i: (i + num_images // 2) % num_images).batch(batch_size, drop_remainder))
-    tables = _constant((image_table, neutral_table, mirrored))
+    tables = _constant((image_table, neutral_table, mirrored, pairs))
     dataset = tf.data.Dataset.zip(*orders, _augment_seeds(seed), tables)
 
     def load_side(batch, side, indices, side_seed, tables):
-        image_table, neutral_table, mirrored_tables = tables
+        image_table, neutral_table, mirrored_tables, _ = tables
         (batch[side], batch[side + "_neutral"]), flips = _load_augmented(
             (image_table, neutral_table), indices, side_seed, flip, max_shift, jitter, return_flips=True)
         batch[side + "_index"] = tf.cast(indices, tf.int32)
@@ -234,6 +258,17 @@ def paired_dataset(images: np.ndarray, neutrals: np.ndarray, batch_size: int, se
             batch[f"{side}_{key}"] = tf.gather(table, indices)
         for key, table in mirrored_tables.items():
             batch[f"{side}_{key}"] = tf.gather_nd(table, tf.stack([tf.cast(flips, indices.dtype), indices], 1))
+        return flips
+
+    def load_targets(batch, input_indices, reference_indices, input_flips, tables):
+        _, _, mirrored_tables, (group_table, match_table) = tables
+        input_indices, reference_indices = (tf.cast(i, tf.int64) for i in (input_indices, reference_indices))
+        targets = tf.gather_nd(match_table, tf.stack([tf.gather(group_table, input_indices),
+                                                      reference_indices], 1))
+        batch["target_index"] = tf.cast(targets, tf.int32)
+        rows = tf.stack([tf.cast(input_flips, tf.int64), tf.maximum(targets, 0)], 1)
+        for key, table in mirrored_tables.items():
+            batch["target_" + key] = tf.gather_nd(table, rows)
 
     def load(*args):
         if references:
@@ -243,9 +278,11 @@ def paired_dataset(images: np.ndarray, neutrals: np.ndarray, batch_size: int, se
         input_seed, reference_seed = tf.unstack(
             tf.random.experimental.stateless_split(aug_seed, num=2))
         batch = {}
-        load_side(batch, "input", input_indices, input_seed, tables)
+        input_flips = load_side(batch, "input", input_indices, input_seed, tables)
         if references:
             load_side(batch, "reference", reference_indices, reference_seed, tables)
+        if pairs:
+            load_targets(batch, input_indices, reference_indices, input_flips, tables)
         return batch
 
     return _finish(dataset, load, repeat, deterministic)

@@ -176,6 +176,20 @@ def siamese_generator_loss(edit_displacement, reference_displacement, valid=None
     return _masked_mean(per_pair, tf.cast(valid, tf.float32))
 
 
+def pair_l1(predictions, targets):
+    """``[B]``: the mean absolute error of each row."""
+    difference = tf.abs(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32))
+    return tf.reduce_mean(tf.reshape(difference, [tf.shape(difference)[0], -1]), axis=1)
+
+
+def matched_pair_loss(pair_errors, valid):
+    """The matched-pair term: the mean of ``pair_errors`` (``pair_l1`` of the
+    edits' codes against their matched targets' codes, ``training.pairs``)
+    over the pairs that have a target (``valid``, ``[B]`` bool or 0/1);
+    0 if none has."""
+    return _masked_mean(tf.cast(pair_errors, tf.float32), tf.cast(valid, tf.float32))
+
+
 def domain_classification_loss(labels, logits):
     """Softmax cross-entropy for single-label domains (StarGAN on RaFD).
 

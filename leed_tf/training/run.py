@@ -32,7 +32,7 @@ from leed_tf.data import pipeline, sources
 from leed_tf.data.records import NEUTRAL, FaceSet
 from leed_tf.model import LeedNetworks
 from leed_tf.networks import encoder as encoder_lib
-from leed_tf.training import distribute, losses
+from leed_tf.training import distribute, losses, pairs
 from leed_tf.training.stages import (AutoencoderTrainer, LeedTrainer, NeutralizerTrainer,
                                      ValidationBatch, to_uint8)
 
@@ -252,8 +252,9 @@ def _train(config, run_dir, stages, max_steps, strategy) -> tuple[dict, LeedNetw
     # The baseline keeps the auto-encoder's decoder; LEED fine-tunes its own.
     baseline_decoder = nets.decoder_copy()
     if "leed" in stages or os.path.exists(os.path.join(run_dir, "leed", "finished.json")):
+        groups = pairs.group_ids(train_set.subjects, train_set.poses, train_set.gazes)
         run_or_restore(LeedTrainer(config, run_dir, nets, train_set.images, train_neutrals, validation,
-                                   strategy), "leed")
+                                   strategy, groups=groups), "leed")
         summary["validation"] = evaluate_edits(nets, baseline_decoder, validation)
     summary["seconds"] = time.time() - start
     if chief:

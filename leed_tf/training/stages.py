@@ -27,7 +27,7 @@ from leed_tf.config import Config
 from leed_tf.data import augment, pipeline
 from leed_tf.data import images as images_lib
 from leed_tf.model import OUTPUTS, LeedNetworks, full_precision, trainable
-from leed_tf.training import distribute, losses
+from leed_tf.training import distribute, losses, pairs
 from leed_tf.training.base import StageTrainer
 
 
@@ -269,16 +269,29 @@ class LeedTrainer(StageTrainer):
     sets once and shares the codes. Per batch: ``n_critic`` critic steps; one
     step of X, I, Dec, Q on the total loss; one step of S on its own
     label-free InfoNCE objective.
+
+    With ``lambda_pair > 0`` (not in the paper) the generator step also pulls
+    each edit towards the code of the face of the input's group (``groups``:
+    subject, pose and gaze) matched to the reference without labels
+    (``training.pairs``); the matching runs once, on the cached codes.
     """
 
     def __init__(self, config: Config, run_dir: str, nets: LeedNetworks, images: np.ndarray,
                  neutrals: np.ndarray, validation: ValidationBatch,
-                 strategy: tf.distribute.Strategy | None = None):
+                 strategy: tf.distribute.Strategy | None = None, groups: np.ndarray | None = None):
         c = config.leed
         super().__init__("leed", run_dir, config, len(images), c.batch_size, c.epochs, strategy)
         self.config, self.nets, self.validation = config, nets, validation
         self.images, self.neutrals = images, neutrals
         self.c = c
+        if c.lambda_pair > 0 and (groups is None or len(groups) != len(images)):
+            raise ValueError("lambda_pair > 0 needs each training face's group (its subject, pose and "
+                             "gaze): pass groups=, one id per image.")
+        if c.lambda_pair > 0 and not c.cache_codes:
+            raise ValueError("lambda_pair > 0 needs cache_codes=True: the matched targets' codes come "
+                             "from the frozen encoder's cache.")
+        self.groups = groups
+        self._pair_targets = None
         self.generator_nets = [nets.extractor, nets.interpolator]
         if c.train_decoder:
             self.generator_nets.append(nets.decoder)
@@ -318,7 +331,21 @@ class LeedTrainer(StageTrainer):
             return pipeline.paired_dataset(self.images, self.neutrals, self.batch_size,
                                            max_shift=d.max_shift, **common)
         return pipeline.paired_dataset(self.images, self.neutrals, self.batch_size, max_shift=0,
-                                       carry_mirrored=self.frozen_codes(), **common)
+                                       carry_mirrored=self.frozen_codes(), **common,
+                                       pair_targets=self.pair_targets() if self.c.lambda_pair > 0 else None)
+
+    def pair_targets(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(groups, table)`` of the matched-pair term, matched on first use
+        from the cached codes of the faces as they are (not mirrored)."""
+        if self._pair_targets is None:
+            codes = self.frozen_codes()
+            start = time.time()
+            print(f"[{self.name}] matching the training faces' expressions across "
+                  f"{len(np.unique(self.groups))} groups (no labels)", flush=True)
+            table = pairs.match_expressions(codes["code"][0] - codes["neutral_code"][0], self.groups)
+            print(f"[{self.name}] matched in {time.time() - start:.1f} s", flush=True)
+            self._pair_targets = (self.groups, table)
+        return self._pair_targets
 
     def frozen_codes(self) -> dict:
         """The frozen encoder's codes of the training faces and of their
@@ -424,6 +451,13 @@ class LeedTrainer(StageTrainer):
                     *distribute.global_batch(edit_displacement, reference_displacement), valid)
                 total += c.lambda_s * siamese
                 out["siamese"] = siamese
+            if c.lambda_pair > 0:
+                # All replicas' pairs: a masked mean is not a mean of slice means.
+                matched_pair = losses.matched_pair_loss(*distribute.global_batch(
+                    losses.pair_l1(edit_code, codes["target_code"]),
+                    tf.cast(codes["target_index"] >= 0, tf.float32)))
+                total += c.lambda_pair * matched_pair
+                out["matched_pair"] = matched_pair
             scaled = self.loss_for_gradients(total, self.g_opt)
         grads = tape.gradient(scaled, self.g_vars)
         return {**out, "generator_total": total,
@@ -468,6 +502,8 @@ class LeedTrainer(StageTrainer):
             codes = {"code": batch["input_code"], "neutral_code": batch["input_neutral_code"],
                      "reference_code": batch["reference_code"],
                      "reference_neutral_code": batch["reference_neutral_code"]}
+            if self.c.lambda_pair > 0:
+                codes.update(target_code=batch["target_code"], target_index=batch["target_index"])
         else:
             codes = self.encode_real(batch)
         out = {}
