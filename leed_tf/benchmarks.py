@@ -545,8 +545,8 @@ def measure_leed_step(config, steps: int, warmup: int, seed: int = 0) -> StepTim
     with precision_policy(config.precision):
         nets = LeedNetworks(config.model)
     with tempfile.TemporaryDirectory() as run_dir:
-        # Two groups of faces, for the matched-pair term's check (the step
-        # itself gathers its targets with the batch).
+        # The trainer needs groups for the matched-pair term; the timed step
+        # takes its targets from the batch below.
         groups = np.arange(c.batch_size) % 2
         trainer = LeedTrainer(config, run_dir, nets, faces[0], faces[1], ValidationBatch(*faces),
                               groups=groups)

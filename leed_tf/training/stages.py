@@ -273,7 +273,9 @@ class LeedTrainer(StageTrainer):
     With ``lambda_pair > 0`` (not in the paper) the generator step also pulls
     each edit towards the code of the face of the input's group (``groups``:
     subject, pose and gaze) matched to the reference without labels
-    (``training.pairs``); the matching runs once, on the cached codes.
+    (``training.pairs``); the matching runs once, on the cached codes of
+    the faces as they are. A mirrored reference keeps its face's match, so
+    an asymmetric expression (contempt) then gets a target mirrored from it.
     """
 
     def __init__(self, config: Config, run_dir: str, nets: LeedNetworks, images: np.ndarray,
