@@ -178,6 +178,10 @@ class LeedConfig:
     standardize_codes: bool = True
 
     def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks settings that depend on each other (also after changes)."""
         if self.lambda_pair < 0:
             raise ValueError(f"lambda_pair must be >= 0, got {self.lambda_pair}.")
         if self.lambda_pair > 0 and not self.cache_codes:

@@ -252,21 +252,28 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(setup, tmp_path):
 
 def test_matched_pair_term_pulls_edits_to_their_targets(setup, tmp_path):
     config, images, neutrals, _, validation = setup
-    config.leed.lambda_pair, config.leed.learning_rate = 10.0, 1e-3
-    keras.utils.set_random_seed(3)
-    trainer = LeedTrainer(config, str(tmp_path), LeedNetworks(config.model), images, neutrals, validation,
-                          groups=GROUPS)
-    groups, table = trainer.pair_targets()
-    assert table.shape == (4, 16) and np.all(table[GROUPS, np.arange(16)] == np.arange(16))
-    batch = next(iter(trainer.epoch_dataset(0)))
-    np.testing.assert_array_equal(batch["target_index"],
-                                  table[groups[batch["input_index"]], batch["reference_index"]])
-    codes = {"code": batch["input_code"], "neutral_code": batch["input_neutral_code"],
-             "reference_code": batch["reference_code"],
-             "reference_neutral_code": batch["reference_neutral_code"],
-             "target_code": batch["target_code"], "target_index": batch["target_index"]}
-    pair = [float(trainer.generator_step(batch, codes)["matched_pair"]) for _ in range(25)]
-    assert all(np.isfinite(pair)) and np.mean(pair[-3:]) < 0.7 * pair[0], pair
+    config.leed.learning_rate = 1e-3
+    pair = {}
+    # The same start, with the term on and (nearly) off; the targets are
+    # shifted by 1 so that no other loss aims at them.
+    for weight in (10.0, 1e-6):
+        config.leed.lambda_pair = weight
+        keras.utils.set_random_seed(3)
+        trainer = LeedTrainer(config, str(tmp_path / str(weight)), LeedNetworks(config.model), images,
+                              neutrals, validation, groups=GROUPS)
+        groups, table = trainer.pair_targets()
+        assert table.shape == (4, 16) and np.all(table[GROUPS, np.arange(16)] == np.arange(16))
+        batch = next(iter(trainer.epoch_dataset(0)))
+        np.testing.assert_array_equal(batch["target_index"],
+                                      table[groups[batch["input_index"]], batch["reference_index"]])
+        codes = {"code": batch["input_code"], "neutral_code": batch["input_neutral_code"],
+                 "reference_code": batch["reference_code"],
+                 "reference_neutral_code": batch["reference_neutral_code"],
+                 "target_code": batch["target_code"] + 1.0, "target_index": batch["target_index"]}
+        pair[weight] = [float(trainer.generator_step(batch, codes)["matched_pair"]) for _ in range(40)]
+    on, off = pair[10.0], pair[1e-6]
+    assert all(np.isfinite(on)) and np.mean(on[-3:]) < 0.7 * on[0], on
+    assert np.mean(off[-3:]) > 0.9 * off[0], off  # without the term nothing pulls them there
 
 
 def test_matched_pair_term_needs_groups_and_cached_codes(setup, tmp_path):

@@ -289,9 +289,7 @@ class LeedTrainer(StageTrainer):
         if c.lambda_pair > 0 and (groups is None or len(groups) != len(images)):
             raise ValueError("lambda_pair > 0 needs each training face's group (its subject, pose and "
                              "gaze): pass groups=, one id per image.")
-        if c.lambda_pair > 0 and not c.cache_codes:
-            raise ValueError("lambda_pair > 0 needs cache_codes=True: the matched targets' codes come "
-                             "from the frozen encoder's cache.")
+        c.validate()  # the settings may have changed since the config was built
         self.groups = groups
         self._pair_targets = None
         self.generator_nets = [nets.extractor, nets.interpolator]
