@@ -18,7 +18,8 @@ from typing import Any
 SUPPORTED_DATASETS = ("synthetic", "rafd", "cfee", "folder", "manifest")
 DATASET_ALIASES = {"cfeed": "cfee"}
 NEUTRAL_SOURCES = ("stargan", "dataset")
-OUTPUT_FORMS = ("decoded", "residual")
+# How edits are rendered: decoded, or the change added to the input or to its neutral face.
+OUTPUT_FORMS = ("decoded", "residual", "neutral_residual")
 PIXEL_LOSSES = ("l1", "l2")
 STAGES = ("neutralizer", "autoencoder", "leed")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -271,7 +272,10 @@ class Config:
       output_form: How edits are rendered by default (validation summary,
         editor, export): ``decoded``, the paper's ``Dec(z_out)``; or
         ``residual``, ``I_in + Dec(z_out) - Dec(z_self)``, which applies only
-        the change the edit decodes to and keeps the input's detail.
+        the change the edit decodes to and keeps the input's detail; or
+        ``neutral_residual``, ``N_in + Dec(z_out) - Dec(z_nn)``, the same
+        change applied to the input's neutral face (no trace of the input's
+        own expression; needs a neutral face as good as a photo).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -102,8 +102,9 @@ class Editor:
           run_dir: The run folder.
           expression_bank: A bank or its ``.npz`` (default:
             ``<run_dir>/expression_bank.npz`` if present).
-          output_form: ``decoded`` (the paper's ``Dec(z_out)``) or
-            ``residual`` (``I_in + Dec(z_out) - Dec(z_self)``; see
+          output_form: ``decoded`` (the paper's ``Dec(z_out)``),
+            ``residual`` (``I_in + Dec(z_out) - Dec(z_self)``) or
+            ``neutral_residual`` (``N_in + Dec(z_out) - Dec(z_nn)``; see
             ``leed_tf.export.LeedServingModule``); default the run's
             ``output_form`` setting.
           **options: ``crop``, ``detect_face``, ``face_scale``, ``batch_size``.

@@ -65,7 +65,7 @@ import tensorflow as tf
 from absl import logging
 
 from leed_tf import __version__
-from leed_tf.config import Config
+from leed_tf.config import OUTPUT_FORMS, Config
 from leed_tf.data.images import MAX_PIXELS
 from leed_tf.data.loaders import RAFD_BOX
 from leed_tf.expression_bank import BANK_FILE, ExpressionBank, empty_bank
@@ -105,7 +105,6 @@ _JPEG_MAX_SEGMENTS = 1024
 _MAX_SIDE = 2**31 - 1
 # Float images may overshoot [0, 1] by rounding; more is a wrong range.
 _RANGE_TOLERANCE = 1e-3
-OUTPUT_FORMS = ("decoded", "residual")
 # Signatures whose images are encoded JPEG/PNG bytes (the others take floats).
 BYTES_SIGNATURES = ("serving_default", "edit_with_expression")
 
@@ -191,11 +190,14 @@ class LeedServingModule(tf.Module):
       box: The data set's face box ``(top, left, bottom, right)``, or None
         for the centred square.
       bank: The expression bank embedded for ``edit_with_expression``.
-      output_form: ``decoded``, the paper's ``Dec(z_out)``; or ``residual``,
+      output_form: ``decoded``, the paper's ``Dec(z_out)``; ``residual``,
         ``I_in + Dec(z_out) - Dec(z_self)`` with ``z_self`` the input's
         self-edit code (``leed_tf.model.LeedNetworks.edit``): only the change
         the edit decodes to is applied, detail the decoder cannot reproduce
-        is kept, and editing a face with itself returns it unchanged.
+        is kept, and editing a face with itself returns it unchanged; or
+        ``neutral_residual``, ``N_in + Dec(z_out) - Dec(z_nn)``: the change
+        applied to the input's neutral face, so no trace of the input's own
+        expression remains (an edit towards neutral returns ``N_in``).
       max_pixels: Largest encoded image (width x height) accepted, checked on
         the header before decoding.
     """
@@ -354,7 +356,7 @@ class LeedServingModule(tf.Module):
         codes = self._nets.encoder(tf.concat([neutral, reference, reference_neutral], axis=0))
         neutral_code, reference_code, reference_neutral_code = tf.split(codes, 3, axis=0)
         expression = self._nets.expression_code(reference_code, reference_neutral_code)
-        return self._render(image, neutral_code, expression, intensity)
+        return self._render(image, neutral, neutral_code, expression, intensity)
 
     def _codes_of(self, image, neutral):
         """``e = X(E(I) - E(N))`` of [0, 1] images."""
@@ -367,29 +369,21 @@ class LeedServingModule(tf.Module):
         """``Dec(n_in + a * I([n_in, e]))`` for given expression codes."""
         image = _to_unit(image)
         neutral = self._neutrals([image])[0] if neutral is None else _to_unit(neutral)
-        return self._render(image, self._nets.encoder(neutral), expression_code, intensity)
+        return self._render(image, neutral, self._nets.encoder(neutral), expression_code, intensity)
 
-    def _render(self, image, neutral_code, expression_code, intensity):
-        """The edited code decoded (``output_form``), as [0, 1] pixels.
+    def _render(self, image, neutral, neutral_code, expression_code, intensity):
+        """The edited code in ``output_form`` (``LeedNetworks.render``), as
+        [0, 1] pixels; ``image`` and ``neutral`` in [-1, 1].
 
         Finite but extreme intensities or codes can overflow to NaN, which
         no clipping removes: such an edit is refused rather than returned.
         """
         edited = self._nets.edited_code(neutral_code, expression_code, intensity)
-        if self.output_form == "decoded":
-            output = _to_output(self._nets.decoder(edited, training=False))
-        else:
-            self_code = self._nets.edited_code(neutral_code, self._codes_of_unit(image, neutral_code))
-            decoded, reconstructed = tf.split(
-                self._nets.decoder(tf.concat([edited, self_code], axis=0), training=False), 2, axis=0)
-            output = _to_output(image + decoded - reconstructed)
+        code = self._nets.encoder(image) if self.output_form == "residual" else None
+        output = _to_output(self._nets.render(edited, self.output_form, image, code, neutral, neutral_code))
         finite = _check(tf.reduce_all(tf.math.is_finite(output)), "The edited image holds NaN or Inf values: "
                         "intensity or the expression code is too large (intensity {}).", intensity)
         return _after([finite], output)
-
-    def _codes_of_unit(self, image, neutral_code):
-        """The input's own expression code ``X(z_in - n_in)`` ([-1, 1] image)."""
-        return self._nets.expression_code(self._nets.encoder(image), neutral_code)
 
     # -- validation ---------------------------------------------------------
     @staticmethod
@@ -689,7 +683,7 @@ def export_networks(nets: LeedNetworks, export_base: str = DEFAULT_EXPORT_BASE, 
       neutralizer: Whether the export uses G_neu (default: from ``config``).
       box: The face box (default: from ``config``).
       bank: Expression bank to embed (default: none).
-      output_form: ``decoded`` or ``residual`` (see ``LeedServingModule``).
+      output_form: One of ``OUTPUT_FORMS`` (see ``LeedServingModule``).
       source: What the networks are, for the metadata.
 
     Returns:
@@ -762,8 +756,9 @@ def export_run(run_dir: str, export_base: str = DEFAULT_EXPORT_BASE, *, version:
         ``<run_dir>/expression_bank.npz`` if present; else, for synthetic
         runs, one built now from synthetic renders (and saved there); else
         none (``edit_with_expression`` then rejects every name).
-      output_form: ``decoded`` (the paper's) or ``residual`` (see
-        ``LeedServingModule``); default the run's ``output_form`` setting.
+      output_form: ``decoded`` (the paper's), ``residual`` or
+        ``neutral_residual`` (see ``LeedServingModule``); default the run's
+        ``output_form`` setting.
 
     Returns:
       The version folder written.

@@ -33,7 +33,7 @@ import tensorflow as tf
 from keras import ops
 
 from leed_tf import networks
-from leed_tf.config import ModelConfig
+from leed_tf.config import OUTPUT_FORMS, ModelConfig
 
 
 class LeedNetworks:
@@ -134,47 +134,63 @@ class LeedNetworks:
           image, neutral: The input face and its neutral face.
           reference, reference_neutral: The reference face and its neutral face.
           intensity: alpha, scalar or ``[B]``.
-          output: ``"decoded"``, the paper's ``Dec(z_out)``; or ``"residual"``,
-            ``image + Dec(z_out) - Dec(z_self)`` with ``z_self`` the input's
-            self-edit code: only the change the edit decodes to is applied, so
-            detail the decoder cannot reproduce is kept from the input.
+          output: An output form (``OUTPUTS``): ``"decoded"``, the paper's
+            ``Dec(z_out)``; ``"residual"``, ``image + Dec(z_out) -
+            Dec(z_self)`` with ``z_self`` the input's self-edit code: only the
+            change the edit decodes to is applied, so detail the decoder
+            cannot reproduce is kept from the input; or
+            ``"neutral_residual"``, ``neutral + Dec(z_out) - Dec(z_nn)`` with
+            ``z_nn`` the neutral face's own edit (no displacement): the
+            change applied to the input's neutral face, which carries no
+            trace of the input's own expression.
         """
         codes = self.encoder(tf.concat([image, neutral, reference, reference_neutral], axis=0))
         code, neutral_code, reference_code, reference_neutral_code = tf.split(codes, 4, axis=0)
         expression = self.expression_code(reference_code, reference_neutral_code)
         edited = self.edited_code(neutral_code, expression, intensity)
+        return self.render(edited, output, image, code, neutral, neutral_code)
+
+    def render(self, edited, output, image, code, neutral, neutral_code):
+        """An edited code as an image in form ``output`` (see ``edit``):
+        decoded, or the change from the anchor's self-edit added to the
+        anchor (the input, or its neutral face for ``neutral_residual``)."""
         if output == "decoded":
             return full_precision(self.decoder(edited, training=False))
-        check_output(output)
-        self_code = self.edited_code(neutral_code, self.expression_code(code, neutral_code))
-        return _apply_residual(image, self.decoder(tf.concat([edited, self_code], 0), training=False))
+        anchor, anchor_code = anchor_of(output, image, code, neutral, neutral_code)
+        self_code = self.edited_code(neutral_code, self.expression_code(anchor_code, neutral_code))
+        return _apply_residual(anchor, self.decoder(tf.concat([edited, self_code], 0), training=False))
 
     def feature_arithmetic(self, image, neutral, reference, reference_neutral, decoder=None,
                            output="decoded"):
         """Baseline without X and I: ``Dec(n_in + (z_ref - n_ref))`` (or its
-        residual form ``image + Dec(...) - Dec(z_in)``)."""
+        residual forms ``image + Dec(...) - Dec(z_in)`` and ``neutral +
+        Dec(...) - Dec(n_in)``)."""
         codes = self.encoder(tf.concat([image, neutral, reference, reference_neutral], axis=0))
         code, neutral_code, reference_code, reference_neutral_code = tf.split(codes, 4, axis=0)
         decoder = decoder or self.decoder
         edited = neutral_code + reference_code - reference_neutral_code
         if output == "decoded":
             return full_precision(decoder(edited, training=False))
-        check_output(output)
-        return _apply_residual(image, decoder(tf.concat([edited, code], 0), training=False))
+        anchor, anchor_code = anchor_of(output, image, code, neutral, neutral_code)
+        return _apply_residual(anchor, decoder(tf.concat([edited, anchor_code], 0), training=False))
 
-    def truth_code_edit(self, image, truth, decoder=None, output="decoded"):
+    def truth_code_edit(self, image, truth, decoder=None, output="decoded", neutral=None):
         """The ceiling of every editor of this auto-encoder's codes, where a
         ground truth exists (synthetic data): the truth's own code decoded,
-        ``Dec(E(truth))`` (or ``image + Dec(E(truth)) - Dec(E(image))``)."""
+        ``Dec(E(truth))`` (or ``image + Dec(E(truth)) - Dec(E(image))``, or
+        with ``neutral`` in place of ``image`` for ``neutral_residual``)."""
         decoder = decoder or self.decoder
-        truth_code, code = tf.split(self.encoder(tf.concat([truth, image], axis=0)), 2, axis=0)
+        check_output(output)
+        if output == "neutral_residual" and neutral is None:
+            raise ValueError("The neutral_residual form needs the input's neutral face.")
+        anchor = neutral if output == "neutral_residual" else image
+        truth_code, anchor_code = tf.split(self.encoder(tf.concat([truth, anchor], axis=0)), 2, axis=0)
         if output == "decoded":
             return full_precision(decoder(truth_code, training=False))
-        check_output(output)
-        return _apply_residual(image, decoder(tf.concat([truth_code, code], 0), training=False))
+        return _apply_residual(anchor, decoder(tf.concat([truth_code, anchor_code], 0), training=False))
 
 
-OUTPUTS = ("decoded", "residual")
+OUTPUTS = OUTPUT_FORMS
 
 
 def full_precision(tensor):
@@ -188,6 +204,15 @@ def full_precision(tensor):
 def check_output(output: str) -> None:
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+
+
+def anchor_of(output: str, image, code, neutral, neutral_code):
+    """The image a residual form adds the edit's change to, and its code:
+    the input for ``residual``, its neutral face for ``neutral_residual``."""
+    check_output(output)
+    if output == "decoded":
+        raise ValueError("The decoded form has no anchor.")
+    return (neutral, neutral_code) if output == "neutral_residual" else (image, code)
 
 
 def _apply_residual(image, decoded_pair):

@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from leed_tf import editor as editor_lib  # noqa: E402
+from leed_tf.config import OUTPUT_FORMS  # noqa: E402
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run folder of the model.")
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Or an exported SavedModel (a version folder, or "
@@ -44,9 +45,10 @@ _INPUT_NEUTRAL = flags.DEFINE_string("input_neutral", None, "Models trained with
                                      "(no neutralizer): the inputs' real neutral faces, a file or a folder "
                                      "with one per input in sorted order.")
 _REFERENCE_NEUTRAL = flags.DEFINE_string("reference_neutral", None, "Likewise for the references.")
-_OUTPUT_FORM = flags.DEFINE_enum("output_form", None, ["decoded", "residual"],
-                                 "With --run_dir: decoded (the paper's Dec(z_out)) or residual (input + "
-                                 "Dec(z_out) - Dec(z_self)). Default: the run's setting (residual for the "
+_OUTPUT_FORM = flags.DEFINE_enum("output_form", None, list(OUTPUT_FORMS),
+                                 "With --run_dir: decoded (the paper's Dec(z_out)), residual (input + "
+                                 "Dec(z_out) - Dec(z_self)) or neutral_residual (the input's neutral face + "
+                                 "Dec(z_out) - Dec(z_nn)). Default: the run's setting (residual for the "
                                  "synthetic default). An export keeps the form it was exported with.")
 
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 from PIL import Image
 
 from leed_tf import export
-from leed_tf.config import synthetic_defaults
+from leed_tf.config import OUTPUT_FORMS, synthetic_defaults
 from leed_tf.data import synthetic
 from leed_tf.data.images import BadImageError, decode_image
 from leed_tf.data.loaders import RAFD_BOX
@@ -161,7 +161,7 @@ def test_edit_is_the_networks_math(trained):
     nets = trained.nets()
     inputs, references = unit(trained.faces[:4]), unit(trained.faces[12:])
     x, r = inputs * 2 - 1, references * 2 - 1
-    for form in ("decoded", "residual"):
+    for form in OUTPUT_FORMS:
         expected = nets.edit(x, nets.neutralize(x), r, nets.neutralize(r), tf.constant([1.0, 0.5, 0.0, 2.0]),
                              output=form)
         expected = np.clip((expected.numpy() + 1) / 2, 0, 1)
@@ -172,18 +172,24 @@ def test_edit_is_the_networks_math(trained):
 
 def test_intensity_zero_renders_the_neutral_code(trained):
     """z_out = n exactly at intensity 0, whatever the reference: Dec(E(G_neu(I)))
-    in decoded form, I + Dec(n) - Dec(z_self) in residual form."""
+    in decoded form, I + Dec(n) - Dec(z_self) in residual form, N + Dec(n) -
+    Dec(z_nn) anchored at the neutral face N = G_neu(I)."""
     nets = trained.nets()
     inputs = unit(trained.faces[:3])
     x = inputs * 2 - 1
-    code, neutral_code = tf.split(nets.encoder(tf.concat([x, nets.neutralize(x)], 0)), 2)
+    neutral_face = nets.neutralize(x)
+    code, neutral_code = tf.split(nets.encoder(tf.concat([x, neutral_face], 0)), 2)
     neutral = nets.decoder(neutral_code, training=False).numpy()
     self_edit = nets.decoder(nets.edited_code(neutral_code, nets.expression_code(code, neutral_code)),
                              training=False).numpy()
+    neutral_edit = nets.decoder(nets.edited_code(neutral_code, nets.expression_code(neutral_code, neutral_code)),
+                                training=False).numpy()
     expected = {"decoded": np.clip((neutral + 1) / 2, 0, 1),
-                "residual": np.clip((x + neutral - self_edit + 1) / 2, 0, 1)}
+                "residual": np.clip((x + neutral - self_edit + 1) / 2, 0, 1),
+                "neutral_residual": np.clip((neutral_face + neutral - neutral_edit + 1) / 2, 0, 1)}
     editors = {"run": trained.editor("run"), "export": trained.editor("export"),
-               "run, decoded": Editor.from_run_dir(trained.run_dir, output_form="decoded")}
+               "run, decoded": Editor.from_run_dir(trained.run_dir, output_form="decoded"),
+               "run, neutral-anchored": Editor.from_run_dir(trained.run_dir, output_form="neutral_residual")}
     assert {e.output_form for e in editors.values()} == set(expected)
     for kind, editor in editors.items():
         for references in (trained.faces[8:11], trained.faces[13:16]):
@@ -191,6 +197,23 @@ def test_intensity_zero_renders_the_neutral_code(trained):
             np.testing.assert_allclose(got, expected[editor.output_form], atol=1e-5, err_msg=kind)
         np.testing.assert_allclose(editor.edit(inputs, expression="angry", intensity=0.0, output="float"),
                                    expected[editor.output_form], atol=1e-5, err_msg=kind)
+
+
+def test_neutral_anchored_edits_with_real_neutral_faces():
+    """A neutral_source=dataset model in the neutral-anchored form: an edit
+    towards a reference that is its own neutral face is the input's neutral
+    face, and any other edit is LeedNetworks' math."""
+    nets = random_networks()
+    editor = Editor(export.LeedServingModule(nets, has_neutralizer=False, output_form="neutral_residual"))
+    faces = np.random.default_rng(0).uniform(0.1, 0.9, (4, 1, 128, 128, 3)).astype(np.float32)
+    inputs, neutrals, references, reference_neutrals = faces
+    towards_neutral = editor.edit_batch(inputs, reference_neutrals, input_neutrals=neutrals,
+                                        reference_neutrals=reference_neutrals)
+    np.testing.assert_allclose(towards_neutral, neutrals, atol=1e-5)
+    got = editor.edit_batch(inputs, references, input_neutrals=neutrals, reference_neutrals=reference_neutrals)
+    expected = nets.edit(*(tf.constant(x * 2 - 1) for x in faces), output="neutral_residual").numpy()
+    np.testing.assert_allclose(got, np.clip((expected + 1) / 2, 0, 1), atol=1e-4)
+    assert np.abs(got - neutrals).max() > 1e-3
 
 
 def test_self_edit_returns_the_input_in_residual_form(trained):

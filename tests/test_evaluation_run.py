@@ -62,13 +62,21 @@ def test_script_writes_every_method_with_breakdowns(evaluated):
     assert result["protocol"] == "synthetic"
     assert list(result["methods"]) == list(methods.METHODS)
     assert result["pairs"]["count"] == 2 * len(RAFD_EXPRESSIONS) * len(POSES) * (len(RAFD_EXPRESSIONS) - 1)
+    # Every face but the neutral ones has one pair towards neutral.
+    kinds = len(RAFD_EXPRESSIONS)
+    assert result["pairs"]["expressive"] == result["pairs"]["count"] * (kinds - 1) // kinds
     for name, entry in result["methods"].items():
         assert entry["available"], (name, entry)
         assert set(entry["overall"]) == {"psnr", "identical", "ssim", "l1", "expression_accuracy",
                                          "identity_retention"}
-        assert set(entry["per_expression"]) == set(RAFD_EXPRESSIONS)
+        targets = set(RAFD_EXPRESSIONS) - ({"neutral"} if name in methods.NEUTRAL_ANCHORED else set())
+        assert set(entry["per_expression"]) == targets
         assert set(entry["per_pose"]) == {"-45", "45"}
         assert all(np.isfinite(v) for v in entry["overall"].values())
+        # Neutral-anchored methods are averaged over the expressive targets only.
+        same = entry["expressive_targets"] == entry["overall"]
+        assert same == (name in methods.NEUTRAL_ANCHORED), name
+        assert entry["expressive_targets"]["identical"] == 0, name
     psnr = {name: entry["overall"]["psnr"] for name, entry in result["methods"].items()}
     # The input differs from the truth only in its expression; the reference in everything.
     assert psnr["copy_input"] > psnr["copy_reference"]
@@ -80,8 +88,11 @@ def test_script_writes_every_method_with_breakdowns(evaluated):
     out = os.path.join(run_dir, "eval")
     text = open(os.path.join(out, "results.md")).read()
     assert "| **LEED** `Dec(z_out)` |" in text and "PSNR (dB) by input yaw" in text
+    assert f"## Edits towards an expression other than neutral ({result['pairs']['expressive']} pairs)" in text
+    assert "| **LEED, neutral-anchored** `N_in + Dec(z_out) − Dec(z_nn)` ² |" in text
     for name in ("fig2_triplets.png", "comparison.png", "fig3_expressions.png", "loss_curves.png",
-                 "chart_overall.png", "chart_psnr_per_expression.png", "chart_expression_accuracy_per_pose.png"):
+                 "chart_overall.png", "chart_expressive_targets.png", "chart_psnr_per_expression.png",
+                 "chart_expression_accuracy_per_pose.png"):
         assert name in result["files"] and os.path.getsize(os.path.join(out, name)) > 1000, name
     for kind in ("expression", "identity"):
         assert ImageClassifier.load(os.path.join(out, "classifiers", kind)).kind == kind
@@ -135,8 +146,10 @@ def test_real_data_protocol_fid_and_dlib(evaluated, tmp_path):
     assert "identity" not in result["classifiers"]
     assert 0 <= result["real_faces"]["overall"]["expression_accuracy"] <= 1
     entries = result["methods"]
-    # Every method but the ceilings, which need a ground truth that real faces do not have.
-    assert list(entries) == [m for m in methods.METHODS if m not in methods.NEEDS_TRUTH]
+    # Every method but the ceilings, which need a ground truth that real faces
+    # do not have, and the neutral-anchored forms (synthetic protocol only).
+    assert list(entries) == [m for m in methods.METHODS
+                             if m not in methods.NEEDS_TRUTH + methods.NEUTRAL_ANCHORED]
     assert all(entry["available"] for entry in entries.values())
     for entry in entries.values():
         assert set(entry["per_expression"]) <= set(RAFD_EXPRESSIONS) and entry["overall"]["fid"] >= 0

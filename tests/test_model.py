@@ -44,6 +44,30 @@ def test_residual_self_edit_returns_the_input(nets):
         nets.edit(image, neutral, image, neutral, output="blend")
 
 
+def test_neutral_residual_adds_the_change_to_the_neutral_face(nets):
+    image, neutral, other, other_neutral = faces(seed=11), faces(seed=12), faces(seed=13), faces(seed=14)
+    # A reference that is its own neutral face has no displacement: the edit
+    # is the neutral face itself, exactly, for LEED and feature arithmetic.
+    for method in (nets.edit, nets.feature_arithmetic):
+        towards_neutral = method(image, neutral, other_neutral, other_neutral, output="neutral_residual")
+        np.testing.assert_allclose(towards_neutral.numpy(), neutral.numpy(), atol=1e-5)
+    # Another reference adds exactly its decoded change to the neutral face,
+    # and the input's own expression plays no part.
+    changed = nets.edit(image, neutral, other, other_neutral, output="neutral_residual")
+    decoded_change = (nets.edit(image, neutral, other, other_neutral)
+                      - nets.edit(image, neutral, other_neutral, other_neutral))
+    np.testing.assert_allclose((changed - neutral).numpy(), decoded_change.numpy(), atol=1e-5)
+    assert np.abs(decoded_change.numpy()).max() > 1e-4
+    other_input = nets.edit(faces(seed=15), neutral, other, other_neutral, output="neutral_residual")
+    np.testing.assert_allclose(other_input.numpy(), changed.numpy(), atol=1e-5)
+    # Feature arithmetic: N + Dec(n + z_ref - n_ref) - Dec(n).
+    n, z_ref, n_ref = (nets.encoder(x) for x in (neutral, other, other_neutral))
+    expected = neutral + nets.decoder(n + z_ref - n_ref) - nets.decoder(n)
+    np.testing.assert_allclose(nets.feature_arithmetic(image, neutral, other, other_neutral,
+                                                       output="neutral_residual").numpy(),
+                               expected.numpy(), atol=1e-5)
+
+
 def test_truth_code_ceiling_decodes_the_truths_own_code(nets):
     image, truth = faces(seed=9), faces(seed=10)
     decoded = nets.truth_code_edit(image, truth)
@@ -54,6 +78,12 @@ def test_truth_code_ceiling_decodes_the_truths_own_code(nets):
     # The input as its own truth: the residual form gives it back exactly.
     np.testing.assert_allclose(nets.truth_code_edit(image, image, output="residual").numpy(), image.numpy(),
                                atol=1e-5)
+    neutral = faces(seed=16)
+    anchored = nets.truth_code_edit(image, truth, output="neutral_residual", neutral=neutral)
+    expected = neutral + decoded - nets.decoder(nets.encoder(neutral), training=False)
+    np.testing.assert_allclose(anchored.numpy(), expected.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="neutral face"):
+        nets.truth_code_edit(image, truth, output="neutral_residual")
 
 
 def test_checkpoints_hold_non_trainable_state_and_restore(nets, tmp_path):

@@ -24,7 +24,10 @@ from leed_tf.editor import save_image, triplet_sheet
 from leed_tf.evaluation import charts
 from leed_tf.evaluation.events import run_scalars
 from leed_tf.evaluation.examples import Examples
-from leed_tf.evaluation.methods import METHODS, SHORT_NAMES
+from leed_tf.evaluation.methods import METHODS, NEUTRAL_ANCHORED, SHORT_NAMES
+
+# Highlighted in the charts.
+LEED_METHODS = ("leed", "leed_residual", "leed_neutral_residual")
 
 # Bar charts of each protocol: metric key -> (title, value format).
 SYNTHETIC_CHARTS = {
@@ -110,21 +113,31 @@ def metric_charts(metrics: dict) -> dict[str, np.ndarray]:
     chosen = SYNTHETIC_CHARTS if synthetic else REAL_CHARTS
     methods = [m for m in METHODS if m in metrics["methods"]]
     baseline = metrics.get("ground_truth" if synthetic else "real_faces", {})
-    overall = []
-    for key, (title, fmt) in chosen.items():
-        labels = [SHORT_NAMES[m] for m in methods]
-        values = [_value(metrics["methods"][m], "overall", key) for m in methods]
-        if key in baseline.get("overall", {}):
-            labels.append("ground truth" if synthetic else "real faces")
-            values.append(baseline["overall"][key])
-        if all(v is None for v in values):
-            continue
-        overall.append(charts.bar_chart(title, labels, values, value_format=fmt,
-                                        highlight=[SHORT_NAMES["leed"], SHORT_NAMES["leed_residual"]]))
-    out = {"chart_overall.png": np.concatenate(overall)} if overall else {}
-    available = [m for m in methods if metrics["methods"][m]["available"]]
+    out = {}
+    # The neutral-anchored methods are averaged over the pairs whose target
+    # is not neutral: they are charted with every other method on those pairs.
+    anchored = [m for m in methods if m in NEUTRAL_ANCHORED]
+    for name, section, shown in (("chart_overall.png", "overall", [m for m in methods if m not in anchored]),
+                                 ("chart_expressive_targets.png", "expressive_targets",
+                                  methods if anchored else [])):
+        overall = []
+        for key, (title, fmt) in chosen.items():
+            labels = [SHORT_NAMES[m] for m in shown]
+            values = [_value(metrics["methods"][m], section, key) for m in shown]
+            if key in baseline.get(section, {}):
+                labels.append("ground truth" if synthetic else "real faces")
+                values.append(baseline[section][key])
+            if all(v is None for v in values):
+                continue
+            title = title if section == "overall" else f"{title}, targets other than neutral"
+            overall.append(charts.bar_chart(title, labels, values, value_format=fmt,
+                                            highlight=[SHORT_NAMES[m] for m in LEED_METHODS]))
+        if overall:
+            out[name] = np.concatenate(overall)
     for section, groups in (("per_expression", metrics["pairs"]["expressions"]),
                             ("per_pose", None)):
+        available = [m for m in methods if metrics["methods"][m]["available"]
+                     and (section == "per_expression" or m not in anchored)]
         for key, value_range in GROUP_CHARTS.items():
             if key not in chosen or not available:
                 continue

@@ -12,6 +12,10 @@
   leed_residual                  I_in + Dec(z_out) - Dec(z_self)
   truth_code                     Dec_AE(E(truth)): the ground truth's own code (a ceiling)
   truth_code_residual            I_in + Dec_AE(E(truth)) - Dec_AE(z_in)
+  copy_neutral                   N_in, the input's neutral face
+  feature_arithmetic_neutral_residual  N_in + Dec_AE(n_in + z_ref - n_ref) - Dec_AE(n_in)
+  leed_neutral_residual          N_in + Dec(z_out) - Dec(z_nn)
+  truth_code_neutral_residual    N_in + Dec_AE(E(truth)) - Dec_AE(n_in)
   =============================  =============================================================
 
 The last two are not editors: they decode the code of the very image an
@@ -19,6 +23,13 @@ edit should produce, so no editor of this auto-encoder's codes can be
 expected to do better. They show how much of the distance to the ground
 truth is the auto-encoder's, and exist only where a ground truth does
 (synthetic data).
+
+The last four start from the input's neutral face (``NEUTRAL_ANCHORED``):
+an edit towards neutral returns that face itself, which is the ground truth
+when it is a real photo. So their means are over the pairs whose target is
+not neutral (``breakdowns(..., expressive_only=True)``), and every method
+is also summarised over those pairs (``expressive_targets``) to compare
+with them.
 
 The StarGAN neutralizer is trained on every expression domain (it must
 reach "neutral" from each), so translating to the reference's *label* is a
@@ -43,9 +54,14 @@ from leed_tf.data.records import FaceSet
 from leed_tf.model import LeedNetworks, restore_stage
 
 METHODS = ("copy_input", "copy_reference", "feature_arithmetic", "feature_arithmetic_residual",
-           "stargan", "leed", "leed_residual", "truth_code", "truth_code_residual")
+           "stargan", "leed", "leed_residual", "truth_code", "truth_code_residual",
+           "copy_neutral", "feature_arithmetic_neutral_residual", "leed_neutral_residual",
+           "truth_code_neutral_residual")
 # Methods that need each pair's ground truth.
-NEEDS_TRUTH = ("truth_code", "truth_code_residual")
+NEEDS_TRUTH = ("truth_code", "truth_code_residual", "truth_code_neutral_residual")
+# Methods whose edit towards neutral is the input's neutral face itself.
+NEUTRAL_ANCHORED = ("copy_neutral", "feature_arithmetic_neutral_residual", "leed_neutral_residual",
+                    "truth_code_neutral_residual")
 DESCRIPTIONS = {
     "copy_input": "copy the input",
     "copy_reference": "copy the reference",
@@ -57,12 +73,19 @@ DESCRIPTIONS = {
     "leed_residual": "**LEED, residual form** `I_in + Dec(z_out) − Dec(z_self)`",
     "truth_code": "ceiling, not an editor: the ground truth's own code `Dec_AE(E(truth))`",
     "truth_code_residual": "ceiling, residual form `I_in + Dec_AE(E(truth)) − Dec_AE(z_in)`",
+    "copy_neutral": "copy the input's neutral face `N_in`",
+    "feature_arithmetic_neutral_residual":
+        "feature arithmetic, neutral-anchored `N_in + Dec(n_in + z_ref − n_ref) − Dec(n_in)`",
+    "leed_neutral_residual": "**LEED, neutral-anchored** `N_in + Dec(z_out) − Dec(z_nn)`",
+    "truth_code_neutral_residual": "ceiling, neutral-anchored `N_in + Dec_AE(E(truth)) − Dec_AE(n_in)`",
 }
 # Column titles of figures: at most ~18 characters fit above a 128-pixel face.
 SHORT_NAMES = {
     "copy_input": "copy input", "copy_reference": "copy reference", "feature_arithmetic": "feat. arithmetic",
     "feature_arithmetic_residual": "feat. arith. resid.", "stargan": "StarGAN", "leed": "LEED",
     "leed_residual": "LEED residual", "truth_code": "truth's code", "truth_code_residual": "truth's code res.",
+    "copy_neutral": "copy neutral", "feature_arithmetic_neutral_residual": "feat. arith. neutr.",
+    "leed_neutral_residual": "LEED neutral-anch.", "truth_code_neutral_residual": "truth's code neutr.",
 }
 
 
@@ -102,16 +125,19 @@ class RunNetworks:
             num_domains = self.config.model.num_expressions
             functions = {
                 "feature_arithmetic": lambda *x: nets.feature_arithmetic(*x, decoder=decoder, output="decoded"),
-                "feature_arithmetic_residual": lambda *x: nets.feature_arithmetic(*x, decoder=decoder,
-                                                                                  output="residual"),
                 "leed": lambda *x: nets.edit(*x, output="decoded"),
-                "leed_residual": lambda *x: nets.edit(*x, output="residual"),
-                "truth_code": lambda image, truth: nets.truth_code_edit(image, truth, decoder, "decoded"),
-                "truth_code_residual": lambda image, truth: nets.truth_code_edit(image, truth, decoder,
-                                                                                 "residual"),
+                "truth_code": lambda image, truth, neutral: nets.truth_code_edit(image, truth, decoder, "decoded"),
                 "stargan": lambda image, labels: nets.neutralizer((image, tf.one_hot(labels, num_domains)),
                                                                   training=False),
             }
+            for form in ("residual", "neutral_residual"):
+                functions.update({
+                    f"feature_arithmetic_{form}": lambda *x, form=form: nets.feature_arithmetic(
+                        *x, decoder=decoder, output=form),
+                    f"leed_{form}": lambda *x, form=form: nets.edit(*x, output=form),
+                    f"truth_code_{form}": lambda image, truth, neutral, form=form: nets.truth_code_edit(
+                        image, truth, decoder, form, neutral),
+                })
             self._graphs.update({name: tf.function(fn, reduce_retracing=True) for name, fn in functions.items()})
         return self._graphs
 
@@ -209,10 +235,12 @@ class EditMethods:
                 edited = faces[0]
             elif name == "copy_reference":
                 edited = faces[2]
+            elif name == "copy_neutral":
+                edited = faces[1]
             elif name == "stargan":
                 edited = self._graphs[name](faces[0], tf.constant(np.asarray(reference_labels, np.int32)))
             elif name in NEEDS_TRUTH:
-                edited = self._graphs[name](faces[0], _unit(truths))
+                edited = self._graphs[name](faces[0], _unit(truths), faces[1])
             else:
                 edited = self._graphs[name](*faces)
             out[name] = np.clip(np.asarray(edited), -1.0, 1.0)

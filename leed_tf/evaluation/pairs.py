@@ -8,7 +8,7 @@ from typing import Iterator
 
 import numpy as np
 
-from leed_tf.data.records import FaceSet
+from leed_tf.data.records import NEUTRAL, FaceSet
 from leed_tf.evaluation.methods import EditMethods
 from leed_tf.evaluation.metrics import summarize
 
@@ -112,9 +112,31 @@ def pose_names(poses) -> dict:
     return {p: f"{p:g}" for p in sorted(set(float(p) for p in poses))}
 
 
-def breakdowns(per_pair: dict[str, np.ndarray], face_set: FaceSet, pairs: Pairs) -> dict:
-    """Overall, per-target-expression and per-input-pose means."""
+def expressive_targets(face_set: FaceSet, pairs: Pairs) -> np.ndarray:
+    """``bool [P]``: the pairs whose target expression is not neutral."""
+    names = np.asarray(face_set.expression_names, object)
+    return names[pairs.targets] != NEUTRAL
+
+
+def breakdowns(per_pair: dict[str, np.ndarray], face_set: FaceSet, pairs: Pairs,
+               expressive_only: bool = False) -> dict:
+    """Overall, per-target-expression and per-input-pose means, and the
+    overall means of the pairs whose target is not neutral
+    (``expressive_targets``).
+
+    Args:
+      per_pair: Metric name -> ``[P]`` values.
+      face_set, pairs: The faces and the pairs the values belong to.
+      expressive_only: Leave the pairs towards neutral out of every mean
+        (methods anchored at the input's neutral face, for which such an
+        edit is that face itself).
+    """
+    expressive = expressive_targets(face_set, pairs)
+    if expressive_only:
+        per_pair = {k: np.asarray(v)[expressive] for k, v in per_pair.items()}
+        pairs, expressive = pairs.subset(expressive), np.ones(int(expressive.sum()), bool)
     return {"overall": summarize(per_pair),
+            "expressive_targets": summarize({k: np.asarray(v)[expressive] for k, v in per_pair.items()}),
             "per_expression": grouped(per_pair, pairs.targets, dict(enumerate(face_set.expression_names))),
             "per_pose": grouped(per_pair, face_set.poses[pairs.inputs].astype(float),
                                 pose_names(face_set.poses[pairs.inputs]))}

@@ -30,7 +30,8 @@ from leed_tf.evaluation import fid as fid_lib
 from leed_tf.evaluation import identity as identity_lib
 from leed_tf.evaluation.classifiers import ImageClassifier
 from leed_tf.evaluation.examples import Evaluation, ExampleCollector, add_expression_grid
-from leed_tf.evaluation.methods import METHODS, NEEDS_TRUTH, EditMethods, RunNetworks, neutral_faces, run_summary
+from leed_tf.evaluation.methods import (METHODS, NEEDS_TRUTH, NEUTRAL_ANCHORED, EditMethods, RunNetworks,
+                                        neutral_faces, run_summary)
 from leed_tf.evaluation.pairs import breakdowns, edit_pairs, iterate_edits
 
 
@@ -68,7 +69,10 @@ def evaluate_real(run: RunNetworks, expression_classifier: ImageClassifier, *,
     target_classes = expression_classifier.class_indices(
         [faces.expression_names[e] for e in pairs.targets], "expressions")
     # Real faces have no ground truth edit, so no ceiling of the auto-encoder.
-    methods = EditMethods(run, len(faces.expression_names), [m for m in METHODS if m not in NEEDS_TRUTH])
+    # The neutral-anchored forms are compared on synthetic faces only: towards
+    # neutral they return the neutral photo, which FID and dlib would count.
+    methods = EditMethods(run, len(faces.expression_names),
+                          [m for m in METHODS if m not in NEEDS_TRUTH + NEUTRAL_ANCHORED])
     # dlib is slow (~0.1 s a face): identity is measured on a seeded subset.
     measured = np.zeros(0, np.int64)
     if embedder is not None:
@@ -132,8 +136,8 @@ def evaluate_real(run: RunNetworks, expression_classifier: ImageClassifier, *,
 def _merge(target: dict, extra: dict) -> None:
     """Adds ``extra``'s metric means into ``target``'s matching groups."""
     for section, values in extra.items():
-        if section == "overall":
-            target["overall"].update(values)
+        if section in ("overall", "expressive_targets"):  # means, not groups
+            target[section].update(values)
             continue
         for group, means in values.items():
             target[section].setdefault(group, {}).update(means)

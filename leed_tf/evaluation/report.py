@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from leed_tf.evaluation.methods import METHODS, SHORT_NAMES
+from leed_tf.evaluation.methods import METHODS, NEUTRAL_ANCHORED, SHORT_NAMES
 
 # Columns of each protocol's tables: metric key -> (header, format).
 SYNTHETIC_COLUMNS = {
@@ -36,8 +36,12 @@ def _row(cells) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def overall_table(metrics: dict) -> str:
-    """One row per method (and the classifiers' ceiling), one column per metric."""
+def overall_table(metrics: dict, section: str = "overall") -> str:
+    """One row per method (and the classifiers' ceiling), one column per
+    metric: the means of ``section`` (``overall``, or ``expressive_targets``:
+    the pairs whose target is not neutral). In the ``overall`` table the
+    neutral-anchored methods, averaged over those pairs only, are marked ².
+    """
     columns = _columns(metrics)
     lines = [_row(["method"] + [header for header, _ in columns.values()]),
              _row(["---"] + ["---:"] * len(columns))]
@@ -48,13 +52,14 @@ def overall_table(metrics: dict) -> str:
         if not entry["available"]:
             lines.append(_row([f"{entry['description']} (unavailable¹)"] + ["n/a"] * len(columns)))
             continue
-        lines.append(_row([entry["description"]] + [_cell(entry["overall"].get(k), fmt)
-                                                     for k, (_, fmt) in columns.items()]))
+        marked = section == "overall" and name in NEUTRAL_ANCHORED
+        lines.append(_row([entry["description"] + (" ²" if marked else "")] +
+                          [_cell(entry.get(section, {}).get(k), fmt) for k, (_, fmt) in columns.items()]))
     ceiling = metrics.get("ground_truth") or metrics.get("real_faces")
-    if ceiling:
+    if ceiling and section in ceiling:
         label = ("ground-truth renders themselves (the classifiers' ceiling)" if "ground_truth" in metrics
                  else "real held-out faces (the classifier's ceiling)")
-        lines.append(_row([label] + [_cell(ceiling["overall"].get(k), fmt) if k in ceiling["overall"] else "—"
+        lines.append(_row([label] + [_cell(ceiling[section].get(k), fmt) if k in ceiling[section] else "—"
                                      for k, (_, fmt) in columns.items()]))
     return "\n".join(lines)
 
@@ -82,6 +87,20 @@ def breakdown_table(metrics: dict, section: str, key: str) -> str:
     return f"{header} by {first}:\n\n" + "\n".join(lines)
 
 
+def summary_tables(metrics: dict) -> list[str]:
+    """The overall table and, when neutral-anchored methods were measured,
+    their note and the table of every method on the pairs whose target is
+    not neutral (Markdown blocks, each followed by an empty line)."""
+    out = [overall_table(metrics), ""]
+    if any(metrics["methods"].get(m, {}).get("available") for m in NEUTRAL_ANCHORED):
+        out += ["² Anchored at the input's neutral face: an edit towards neutral is that face itself, so "
+                "these rows are means over the pairs whose target is not neutral; the next table compares "
+                "every method on those pairs.", "",
+                f"## Edits towards an expression other than neutral ({metrics['pairs'].get('expressive', '?')} "
+                "pairs)", "", overall_table(metrics, "expressive_targets"), ""]
+    return out
+
+
 def markdown_report(metrics: dict) -> str:
     """The whole ``results.md``: how it was made, the overall table, the
     breakdowns, the classifiers and what was unavailable."""
@@ -96,7 +115,7 @@ def markdown_report(metrics: dict) -> str:
         out.append(f"- **Unfinished stages** (latest checkpoints used): {', '.join(run['unfinished_stages'])}.")
     if metrics["protocol"] == "synthetic":
         out.append("- Images in [-1, 1]: PSNR over the whole 128×128 face with range 2; L1 in [-1, 1] units.")
-    out += ["", "## All methods", "", overall_table(metrics), ""]
+    out += ["", "## All methods", ""] + summary_tables(metrics)
     if metrics["protocol"] == "synthetic":
         out += ["The identity classifier is trained on every render of every identity, the ground-truth "
                 "renders included, so its ground-truth row is near 100 % by construction; its accuracy on "

@@ -14,6 +14,11 @@ Per method (``leed_tf.evaluation.methods``) and pair:
 * ``identity_retention``: the identity classifier (trained on renders of
   every identity) says the input's identity.
 
+Methods anchored at the input's neutral face (``NEUTRAL_ANCHORED``) are
+averaged over the pairs whose target is not neutral (towards neutral their
+edit is the real neutral photo, the ground truth itself); every method's
+means over those pairs are under ``expressive_targets``.
+
 The classifiers' scores on the ground-truth renders themselves, judged as
 the edits are, are reported next to them (``ground_truth``): the best an
 edit can get. Means are overall, per target expression and per input pose.
@@ -32,8 +37,8 @@ from leed_tf.data.records import FaceSet
 from leed_tf.evaluation import metrics as metrics_lib
 from leed_tf.evaluation.classifiers import ImageClassifier
 from leed_tf.evaluation.examples import Evaluation, ExampleCollector, add_expression_grid
-from leed_tf.evaluation.methods import EditMethods, RunNetworks, neutral_faces, run_summary
-from leed_tf.evaluation.pairs import Pairs, breakdowns, edit_pairs, iterate_edits
+from leed_tf.evaluation.methods import NEUTRAL_ANCHORED, EditMethods, RunNetworks, neutral_faces, run_summary
+from leed_tf.evaluation.pairs import Pairs, breakdowns, edit_pairs, expressive_targets, iterate_edits
 
 
 def held_out_faces(run: RunNetworks) -> FaceSet:
@@ -114,13 +119,15 @@ def evaluate_synthetic(run: RunNetworks, expression_classifier: ImageClassifier,
                 per_pair[name].setdefault(key, []).append(value)
 
     results = methods.results({
-        name: breakdowns({k: np.concatenate(v).astype(float) for k, v in values.items()}, faces, pairs)
+        name: breakdowns({k: np.concatenate(v).astype(float) for k, v in values.items()}, faces, pairs,
+                         expressive_only=name in NEUTRAL_ANCHORED)
         for name, values in per_pair.items()})
     truth_scores = {k: v.astype(float) for k, v in judged(truths, slice(None)).items()}
     metrics = {
         "protocol": "synthetic",
         "run": run_summary(run),
-        "pairs": {"count": len(pairs), "held_out_subjects": list(faces.subject_names),
+        "pairs": {"count": len(pairs), "expressive": int(expressive_targets(faces, pairs).sum()),
+                  "held_out_subjects": list(faces.subject_names),
                   "expressions": list(faces.expression_names),
                   "poses": sorted(set(float(p) for p in faces.poses)), "seed": seed, "max_pairs": max_pairs,
                   "description": "each held-out face (every expression and pose) edited towards every other "

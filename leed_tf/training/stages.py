@@ -26,7 +26,7 @@ import tensorflow as tf
 from leed_tf.config import Config
 from leed_tf.data import augment, pipeline
 from leed_tf.data import images as images_lib
-from leed_tf.model import OUTPUTS, LeedNetworks, full_precision, trainable
+from leed_tf.model import LeedNetworks, full_precision, trainable
 from leed_tf.training import distribute, losses, pairs
 from leed_tf.training.base import StageTrainer
 
@@ -51,6 +51,12 @@ class ValidationBatch:
     reference_neutral: np.ndarray
     ground_truth: np.ndarray | None = None
     labels: np.ndarray | None = None
+
+
+# Output forms of the validation's edits. The neutral-anchored form is left
+# to scripts/evaluate.py: an edit towards neutral returns the neutral face
+# itself, the ground truth when it is a real photo (an infinite PSNR).
+VALIDATION_OUTPUTS = ("decoded", "residual")
 
 
 def to_uint8(images) -> np.ndarray:
@@ -523,7 +529,7 @@ class LeedTrainer(StageTrainer):
         """Columns: input, reference, neutral, edit decoded, edit residual
         (and the ground truth on synthetic data)."""
         v = self.validation
-        columns = [v.input, v.reference, v.input_neutral] + [to_uint8(self._edits(o)) for o in OUTPUTS]
+        columns = [v.input, v.reference, v.input_neutral] + [to_uint8(self._edits(o)) for o in VALIDATION_OUTPUTS]
         if v.ground_truth is not None:
             columns.append(v.ground_truth)
         return image_grid(columns)
@@ -533,7 +539,7 @@ class LeedTrainer(StageTrainer):
             return {}
         truth = _unit(self.validation.ground_truth)
         metrics = {}
-        for output in OUTPUTS:
+        for output in VALIDATION_OUTPUTS:
             edits = self._edits(output)
             suffix = "" if output == "decoded" else "_" + output
             metrics["edit_psnr" + suffix] = float(tf.reduce_mean(losses.psnr(edits, truth)))
