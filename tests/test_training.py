@@ -213,7 +213,9 @@ def test_resume_continues_with_same_step_optimizer_state_and_lr(setup, tmp_path)
     resumed.fit(max_steps=6)
 
     assert int(resumed.step) == int(straight.step) == 6
-    assert resumed.learning_rate() == pytest.approx(straight.learning_rate()) and straight.learning_rate() < 1e-4
+    # The same point of the schedule, inside the decay.
+    assert resumed.learning_rate() == pytest.approx(straight.learning_rate())
+    assert straight.learning_rate() < 0.75 * config.leed.learning_rate
     for a, b in ((straight.g_opt, resumed.g_opt), (straight.d_opt, resumed.d_opt), (straight.s_opt, resumed.s_opt)):
         assert int(a.iterations) == int(b.iterations)
         for va, vb in zip(a.variables, b.variables):
