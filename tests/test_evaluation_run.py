@@ -90,6 +90,9 @@ def test_script_writes_every_method_with_breakdowns(evaluated):
     assert "| **LEED** `Dec(z_out)` |" in text and "PSNR (dB) by input yaw" in text
     assert f"## Edits towards an expression other than neutral ({result['pairs']['expressive']} pairs)" in text
     assert "| **LEED, neutral-anchored** `N_in + Dec(z_out) − Dec(z_nn)` ² |" in text
+    per_expression, per_pose = text.split("## Per target expression")[1].split("## Per input pose")
+    # Per pose, only methods measured on the same (all) pairs sit side by side.
+    assert "LEED neutral-anch." in per_expression and "LEED neutral-anch." not in per_pose
     for name in ("fig2_triplets.png", "comparison.png", "fig3_expressions.png", "loss_curves.png",
                  "chart_overall.png", "chart_expressive_targets.png", "chart_psnr_per_expression.png",
                  "chart_expression_accuracy_per_pose.png"):

@@ -120,7 +120,7 @@ def metric_charts(metrics: dict) -> dict[str, np.ndarray]:
     for name, section, shown in (("chart_overall.png", "overall", [m for m in methods if m not in anchored]),
                                  ("chart_expressive_targets.png", "expressive_targets",
                                   methods if anchored else [])):
-        overall = []
+        panels = []
         for key, (title, fmt) in chosen.items():
             labels = [SHORT_NAMES[m] for m in shown]
             values = [_value(metrics["methods"][m], section, key) for m in shown]
@@ -130,10 +130,10 @@ def metric_charts(metrics: dict) -> dict[str, np.ndarray]:
             if all(v is None for v in values):
                 continue
             title = title if section == "overall" else f"{title}, targets other than neutral"
-            overall.append(charts.bar_chart(title, labels, values, value_format=fmt,
-                                            highlight=[SHORT_NAMES[m] for m in LEED_METHODS]))
-        if overall:
-            out[name] = np.concatenate(overall)
+            panels.append(charts.bar_chart(title, labels, values, value_format=fmt,
+                                           highlight=[SHORT_NAMES[m] for m in LEED_METHODS]))
+        if panels:
+            out[name] = np.concatenate(panels)
     for section, groups in (("per_expression", metrics["pairs"]["expressions"]),
                             ("per_pose", None)):
         available = [m for m in methods if metrics["methods"][m]["available"]

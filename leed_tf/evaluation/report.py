@@ -68,7 +68,9 @@ def breakdown_table(metrics: dict, section: str, key: str) -> str:
     """Rows: the groups of ``section`` (``per_expression`` or ``per_pose``);
     columns: the available methods; cells: metric ``key``."""
     header, fmt = _columns(metrics)[key]
-    methods = [m for m in METHODS if metrics["methods"].get(m, {}).get("available")]
+    # Per pose, the neutral-anchored methods (means over other pairs) are left out.
+    methods = [m for m in METHODS if metrics["methods"].get(m, {}).get("available")
+               and (section == "per_expression" or m not in NEUTRAL_ANCHORED)]
     groups = []
     for m in methods:
         groups += [g for g in metrics["methods"][m].get(section, {}) if g not in groups]
