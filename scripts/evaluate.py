@@ -5,7 +5,9 @@
   python scripts/evaluate.py --run_dir=runs/ablation_no_q --classifier_dir=runs/classifiers   # reuse classifiers
 
 Writes <run_dir>/eval/metrics.json, results.md and PNG charts and figures,
-and prints the table. Missing classifiers are trained first (1-2 minutes on
+and prints the overall table (on synthetic runs also the table of the
+pairs whose target is not neutral, where the neutral-anchored forms are
+compared). Missing classifiers are trained first (1-2 minutes on
 a 2-core CPU at the synthetic default) and kept in --classifier_dir.
 """
 

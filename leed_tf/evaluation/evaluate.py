@@ -3,7 +3,8 @@
 Writes into ``<run_dir>/eval/`` (or ``out_dir``)::
 
     metrics.json        every number (see synthetic_eval.py / real_eval.py)
-    results.md          Markdown tables: all methods, per expression, per pose
+    results.md          Markdown tables: all methods (and, on synthetic data, the pairs
+                        whose target is not neutral), per expression, per pose
     chart_*.png         bar charts of the metrics
     fig2_triplets.png   input | reference | LEED (the seed's Fig. 2)
     comparison.png      every method side by side on the same pairs
