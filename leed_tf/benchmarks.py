@@ -558,9 +558,9 @@ def measure_leed_step(config, steps: int, warmup: int, seed: int = 0) -> StepTim
                           "reference_code": codes["reference_code"],
                           "reference_neutral_code": codes["reference_neutral_code"]})
             if c.lambda_pair > 0:
-                batch.update(target_code=codes["code"], target_index=tf.zeros([c.batch_size], tf.int32))
-                codes = {**codes, "target_code": codes["code"],
-                         "target_index": tf.zeros([c.batch_size], tf.int32)}
+                targets = {"target_code": codes["code"], "target_index": tf.zeros([c.batch_size], tf.int32)}
+                batch.update(targets)
+                codes = {**codes, **targets}
         else:
             traced.append(trainer.encode_real.get_concrete_function(batch))
         seconds = time_calls(lambda: trainer.train_step(batch), steps, max(1, warmup))

@@ -33,7 +33,7 @@ from leed_tf.data.records import NEUTRAL, FaceSet
 from leed_tf.model import LeedNetworks
 from leed_tf.networks import encoder as encoder_lib
 from leed_tf.training import distribute, losses, pairs
-from leed_tf.training.stages import (AutoencoderTrainer, LeedTrainer, NeutralizerTrainer,
+from leed_tf.training.stages import (VALIDATION_OUTPUTS, AutoencoderTrainer, LeedTrainer, NeutralizerTrainer,
                                      ValidationBatch, to_uint8)
 
 CONFIG_FILE = "config.json"
@@ -142,7 +142,7 @@ def _validation_batch(face_set: FaceSet, neutrals: np.ndarray, seed: int) -> Val
 
 def evaluate_edits(nets: LeedNetworks, autoencoder_decoder, validation: ValidationBatch) -> dict:
     """PSNR and L1 against the ground truth of LEED and the two baselines,
-    each edit in both output forms (``decoded`` and ``residual``)."""
+    each edit in the validation's output forms (``VALIDATION_OUTPUTS``)."""
     if validation.ground_truth is None:
         return {}
     unit = lambda x: pipeline.to_unit(tf.constant(x))  # noqa: E731
@@ -150,8 +150,8 @@ def evaluate_edits(nets: LeedNetworks, autoencoder_decoder, validation: Validati
     images = [unit(validation.input), unit(validation.input_neutral), unit(validation.reference),
               unit(validation.reference_neutral)]
     methods = {"copy_input": images[0]}
-    for output in ("decoded", "residual"):
-        suffix = "" if output == "decoded" else "_residual"
+    for output in VALIDATION_OUTPUTS:
+        suffix = "" if output == "decoded" else "_" + output
         methods["feature_arithmetic" + suffix] = nets.feature_arithmetic(
             *images, decoder=autoencoder_decoder, output=output)
         methods["leed" + suffix] = nets.edit(*images, output=output)
