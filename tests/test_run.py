@@ -60,6 +60,26 @@ def test_dataset_neutrals_skip_the_neutralizer(tmp_path):
         run.train(config, str(tmp_path), stages=["leed"])
 
 
+
+def test_each_stage_alone_ends_with_a_summary(tmp_path, capsys):
+    """``--stages`` with one stage trains it, restores only the earlier
+    stages and ends with a summary; the later ones need not exist yet."""
+    run_dir = str(tmp_path / "run")
+    alone = run.train(tiny_config(), run_dir, stages=["neutralizer"])
+    assert set(alone["stages"]) == {"neutralizer"} and "validation" not in alone
+    assert os.path.exists(os.path.join(run_dir, "neutralizer", "finished.json"))
+    assert not os.path.exists(os.path.join(run_dir, "autoencoder"))
+    assert "Finished in" in capsys.readouterr().out
+
+    alone = run.train(tiny_config(), run_dir, stages=["autoencoder"])
+    assert set(alone["stages"]) == {"autoencoder"} and "validation" not in alone
+    assert not os.path.exists(os.path.join(run_dir, "leed"))
+
+    alone = run.train(tiny_config(), run_dir, stages=["leed"])
+    assert set(alone["stages"]) == {"leed"} and np.isfinite(alone["validation"]["leed"]["psnr"])
+    assert json.load(open(os.path.join(run_dir, "metrics.json")))["stages"].keys() == {"leed"}
+
+
 _DETERMINISTIC_RUN = """
 import hashlib, sys
 import numpy as np

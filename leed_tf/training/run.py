@@ -234,10 +234,24 @@ def _train(config, run_dir, stages, max_steps, strategy) -> tuple[dict, LeedNetw
                                     f"(--stages={name}).")
         return trainer
 
+    # A subset of stages ends after its last stage: later stages are neither
+    # trained nor restored (they may not exist yet).
+    last = max((STAGES.index(name) for name in stages), default=len(STAGES) - 1)
+
+    def finish():
+        summary["seconds"] = time.time() - start
+        if chief:
+            _write_atomically(os.path.join(run_dir, "metrics.json"),
+                              lambda f: f.write(json.dumps(summary, indent=2).encode()))
+        print_summary(summary)
+        return summary, nets
+
     if config.data.neutral_source == "stargan":
         raw_val = ValidationBatch(val_set.images[:8], val_set.images[:8], val_set.images[:8], val_set.images[:8])
         run_or_restore(NeutralizerTrainer(config, run_dir, nets, train_set.images, train_set.expressions,
                                           raw_val, strategy), "neutralizer")
+        if last <= STAGES.index("neutralizer"):
+            return finish()
         cache = os.path.join(run_dir, "cache")
         train_neutrals = neutral_faces(nets, train_set.images, os.path.join(cache, "neutrals_train.npy"),
                                        write=chief)
@@ -251,17 +265,13 @@ def _train(config, run_dir, stages, max_steps, strategy) -> tuple[dict, LeedNetw
                                       train_encoder=not imagenet, strategy=strategy), "autoencoder")
     # The baseline keeps the auto-encoder's decoder; LEED fine-tunes its own.
     baseline_decoder = nets.decoder_copy()
-    if "leed" in stages or os.path.exists(os.path.join(run_dir, "leed", "finished.json")):
+    if "leed" in stages or (last == STAGES.index("leed")
+                            and os.path.exists(os.path.join(run_dir, "leed", "finished.json"))):
         groups = pairs.group_ids(train_set.subjects, train_set.poses, train_set.gazes)
         run_or_restore(LeedTrainer(config, run_dir, nets, train_set.images, train_neutrals, validation,
                                    strategy, groups=groups), "leed")
         summary["validation"] = evaluate_edits(nets, baseline_decoder, validation)
-    summary["seconds"] = time.time() - start
-    if chief:
-        _write_atomically(os.path.join(run_dir, "metrics.json"),
-                          lambda f: f.write(json.dumps(summary, indent=2).encode()))
-    print_summary(summary)
-    return summary, nets
+    return finish()
 
 
 def print_summary(summary: dict) -> None:
