@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from leed_tf.data import augment, pipeline
 
-# RaFD's photo size and face box (DESIGN.md section 4), for the decoding
+# RaFD's photo size and face box (docs/design.md section 4), for the decoding
 # benchmark: portrait 681 x 1024, box (top, left, bottom, right).
 _RAFD_WIDTH, _RAFD_HEIGHT = 681, 1024
 _RAFD_BOX = (90, 30, 711, 651)

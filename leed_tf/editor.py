@@ -1,4 +1,4 @@
-"""Expression editing with a trained LEED model (DESIGN.md section 3).
+"""Expression editing with a trained LEED model (docs/design.md section 3).
 
 ``Editor`` is one Python API over either a run folder (``from_run_dir``:
 config and stage checkpoints) or an exported SavedModel

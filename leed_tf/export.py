@@ -1,4 +1,4 @@
-"""SavedModel export for TensorFlow Serving (DESIGN.md section 3).
+"""SavedModel export for TensorFlow Serving (docs/design.md section 3).
 
 One SavedModel in TF Serving's layout ``<export_base>/<version>/`` (default
 ``saved_models/leed/1``, ``2``, ...) holds the neutralizer G_neu, encoder E,
@@ -111,7 +111,7 @@ BYTES_SIGNATURES = ("serving_default", "edit_with_expression")
 
 def face_box(config: Config):
     """The data set's face box ``(top, left, bottom, right)``, or None for
-    the centred square (DESIGN.md section 4)."""
+    the centred square (docs/design.md section 4)."""
     return tuple(RAFD_BOX) if config.data.dataset == "rafd" else None
 
 

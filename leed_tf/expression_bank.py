@@ -1,4 +1,4 @@
-"""Expression banks: mean expression codes per named expression (DESIGN.md §3).
+"""Expression banks: mean expression codes per named expression (docs/design.md §3).
 
 A bank lets ``Editor.edit(image, expression="happy")`` work without a
 reference image: the expression code ``e = X(E(I) - E(N))`` of every labelled

@@ -1,6 +1,6 @@
 """LEED's networks together, and the forward math every caller shares.
 
-Symbols of the paper (DESIGN.md section 1) and their names here:
+Symbols of the paper (docs/design.md section 1) and their names here:
 
   ======================  ==========================  =====================
   paper                   here                         shape (width 1)

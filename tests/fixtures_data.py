@@ -77,7 +77,7 @@ def png16_rgb(values: np.ndarray) -> bytes:
 
 
 def bad_files() -> dict[str, bytes]:
-    """File suffix -> contents of the four kinds of bad file DESIGN.md names."""
+    """File suffix -> contents of the four kinds of bad file docs/design.md names."""
     good = encode(boxed_image((120, 60, 30)))
     corrupt = bytearray(good)
     # Keep the JPEG markers so PIL identifies the file, but wreck the

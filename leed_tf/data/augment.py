@@ -2,13 +2,13 @@
 
 Every function here works on whole batches ``[B, H, W, C]`` with per-sample
 random parameters, so the input pipeline and the training steps (the siamese
-network's two views, DESIGN.md section 2.C) pay one op per batch rather than
+network's two views, docs/design.md section 2.C) pay one op per batch rather than
 one per image. Randomness comes only from ``tf.random.stateless_*`` ops keyed
 by an explicit ``seed`` of shape ``[2]``: the same seed gives the same
 transforms, on any machine and in any execution order of tf.data's parallel
 map.
 
-The transforms are the ones DESIGN.md names: horizontal flip, integer
+The transforms are the ones docs/design.md names: horizontal flip, integer
 translation with reflected borders, and colour jitter (brightness and
 contrast). ``augment_together`` applies one draw to several tensors, so a face
 and its neutral face move and change colour alike.

@@ -8,7 +8,7 @@ reason, so ``decode_files`` can skip it with a warning instead of stopping a
 run over one broken JPEG.
 
 Boxes are ``(top, left, bottom, right)`` in pixels of the upright image, the
-row/column order in which DESIGN.md states the RaFD face box.
+row/column order in which docs/design.md states the RaFD face box.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Record loaders for the real data sets, and their decoded in-memory face sets.
 
 Each loader turns a data set's own naming convention into ``Record``s
-(DESIGN.md section 4):
+(docs/design.md section 4):
 
 * ``rafd_records``: ``Rafd{angle}_{subject}_{ethnicity}_{gender}_{expression}_{gaze}.jpg``.
 * ``cfee_records``: ``CFEE_Database_230/<group>/Images*/<EE>_<SSS>_<NNNN>.jpg``.

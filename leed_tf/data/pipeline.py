@@ -1,4 +1,4 @@
-"""tf.data input pipelines over faces held in memory (DESIGN.md section 4).
+"""tf.data input pipelines over faces held in memory (docs/design.md section 4).
 
 Faces are decoded once into a ``FaceSet`` (``uint8 [N, S, S, 3]``); the
 pipelines then move only *indices*::

@@ -17,7 +17,7 @@ expression edit can only change pixels inside the face.
 
 Because the three are independent, every edit has a ground truth:
 ``render(identity_a, expression_b)`` is what editing ``a`` towards ``b``
-should give (DESIGN.md §4 and §5).
+should give (docs/design.md §4 and §5).
 
 Drawing is vectorised numpy. Shapes are implicit functions ``f(x, y)``
 (negative inside) whose coverage is ``clip(0.5 - f / |grad f|, 0, 1)``, which

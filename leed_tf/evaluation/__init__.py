@@ -1,4 +1,4 @@
-"""Evaluation of LEED against baselines (DESIGN.md section 5).
+"""Evaluation of LEED against baselines (docs/design.md section 5).
 
 - ``evaluate.evaluate_run``: the whole evaluation of a run folder
   (``scripts/evaluate.py``).

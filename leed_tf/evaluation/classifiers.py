@@ -1,4 +1,4 @@
-"""Expression and identity classifiers that judge edits (DESIGN.md section 5).
+"""Expression and identity classifiers that judge edits (docs/design.md section 5).
 
 Both are one small CNN (``build_classifier``) trained on *real* faces of a
 labelled data set and then applied to edited faces:

@@ -1,4 +1,4 @@
-"""Fréchet Inception Distance on InceptionV3 pool features (DESIGN.md section 5).
+"""Fréchet Inception Distance on InceptionV3 pool features (docs/design.md section 5).
 
 FID (Heusel et al., 2017, https://arxiv.org/abs/1706.08500) is the Fréchet
 distance between Gaussians fitted to the 2048-d global-average-pool features

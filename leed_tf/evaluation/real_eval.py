@@ -1,6 +1,6 @@
 """Evaluation on real data sets (RaFD, CFEE, folders), which have no ground truth.
 
-Protocol (DESIGN.md section 5, StarGAN's for expression accuracy): every
+Protocol (docs/design.md section 5, StarGAN's for expression accuracy): every
 labelled face of the held-out subjects is edited towards every other
 expression, the reference being another held-out subject showing it (a
 seeded subsample of ``max_pairs`` at most). Per method:

@@ -1,6 +1,6 @@
 """Evaluation on synthetic faces, where every edit has a ground truth.
 
-Protocol (DESIGN.md section 5): the run's held-out identities, every face
+Protocol (docs/design.md section 5): the run's held-out identities, every face
 (every expression and pose) edited towards every other expression, the
 reference being another held-out identity showing it. The ground truth of a
 pair is ``render(identity_input, expression_reference, intensity_reference,

@@ -10,7 +10,7 @@ Table 2::
 
 Notes:
   The 1x1x1024 output is averaged to one Wasserstein score per code
-  (DESIGN.md section 1). Instance norm inside a WGAN-GP critic keeps the
+  (docs/design.md section 1). Instance norm inside a WGAN-GP critic keeps the
   per-sample gradient penalty well defined (no batch statistics).
 """
 

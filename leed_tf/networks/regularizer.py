@@ -2,7 +2,7 @@
 
 Q's outputs of an expression code ``e_ref`` and of the code re-extracted from
 the edit ``e'_out`` are matched by an InfoNCE bound on their mutual
-information (DESIGN.md section 2.C).
+information (docs/design.md section 2.C).
 
 Table 5::
 

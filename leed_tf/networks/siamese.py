@@ -1,7 +1,7 @@
 """Table 6: the siamese network S, 128x128x3 image -> 1024-d embedding.
 
 LEED asks that the expression displacement ``S(I_out) - S(N_in)`` of an edit
-match the reference's ``S(I_ref) - S(N_ref)`` (DESIGN.md section 2.C).
+match the reference's ``S(I_ref) - S(N_ref)`` (docs/design.md section 2.C).
 
 Table 6::
 

@@ -1,4 +1,4 @@
-"""The StarGAN neutralizer: generator and critic (DESIGN.md section 2.A).
+"""The StarGAN neutralizer: generator and critic (docs/design.md section 2.A).
 
 Follows the official implementation, yunjey/stargan ``model.py`` at commit
 3c5aa6b57ff9e6171cc1d7d53801a8b561847b32:

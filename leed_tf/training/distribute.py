@@ -1,4 +1,4 @@
-"""tf.distribute and mixed precision for the training stages (DESIGN.md section 6).
+"""tf.distribute and mixed precision for the training stages (docs/design.md section 6).
 
 One code path serves one device (the default strategy), several local devices
 (``MirroredStrategy``) and several machines (``MultiWorkerMirroredStrategy``,

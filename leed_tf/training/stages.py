@@ -1,4 +1,4 @@
-"""The three training stages (DESIGN.md section 2).
+"""The three training stages (docs/design.md section 2).
 
 A. ``NeutralizerTrainer``: StarGAN, the only stage that sees expression labels.
 B. ``AutoencoderTrainer``: the decoder (and the encoder without ImageNet
@@ -267,7 +267,7 @@ class AutoencoderTrainer(StageTrainer):
 
 
 class LeedTrainer(StageTrainer):
-    """Stage C: LEED (DESIGN.md section 2.C), E and G_neu frozen.
+    """Stage C: LEED (docs/design.md section 2.C), E and G_neu frozen.
 
     The frozen encoder's codes of every training face and neutral face, and
     of their mirror images, are computed once (``LeedConfig.cache_codes``) and
