@@ -1,7 +1,7 @@
 """Typed configuration for every stage of LEED, saved beside each run.
 
 The defaults are the seed's (the paper's supplementary material, section 2)
-and ``DESIGN.md``: Adam(0.5, 0.999), batch 24, 100 epochs, lr 1e-4 for 50
+and ``docs/design.md``: Adam(0.5, 0.999), batch 24, 100 epochs, lr 1e-4 for 50
 epochs then linear decay to 0 over 50, lambda_Q 0.01, lambda_recon 10,
 lambda_S 1000, lambda_gp 100. ``synthetic_defaults()`` returns the small,
 fast configuration of the built-in synthetic data set.
@@ -129,7 +129,7 @@ class AutoencoderConfig:
 
 @dataclass
 class LeedConfig:
-    """Stage C: LEED itself (seed section 2; DESIGN.md section 2.C).
+    """Stage C: LEED itself (seed section 2; docs/design.md section 2.C).
 
     Attributes:
       epochs: Total epochs (seed: 100).
@@ -364,7 +364,10 @@ def synthetic_defaults() -> Config:
     from 10 % to 19 % against weight 1, docs/results.md); the feature term
     is off (it costs a second encoder pass per step and did not help). The
     epochs leave a margin under 20 minutes for the hours when this shared
-    2-core machine runs 1.5x slower than at its best (docs/results.md). At
+    2-core machine runs 1.5x slower than at its best (docs/results.md). The
+    auto-encoder's batch is 12 faces (with their 12 neutral faces), not 24:
+    at equal compute, twice the steps reconstruct held-out faces better
+    (docs/results.md, "Auto-encoder probes"). At
     this width the decoder renders held-out faces blurred, so edits are
     applied in the residual form, and LEED keeps the auto-encoder's decoder
     (fine-tuning it on the self-edits lowered the validation PSNR of both
@@ -379,7 +382,7 @@ def synthetic_defaults() -> Config:
         data=DataConfig(dataset="synthetic", neutral_source="dataset", synthetic_subjects=150,
                         synthetic_poses=(0.0,)),
         neutralizer=NeutralizerConfig(epochs=4, batch_size=16, learning_rate=2e-4),
-        autoencoder=AutoencoderConfig(epochs=45, learning_rate=2e-3, pixel_loss="l2",
+        autoencoder=AutoencoderConfig(epochs=45, batch_size=12, learning_rate=2e-3, pixel_loss="l2",
                                       lambda_difference=5.0, lambda_feature=0.0),
         leed=LeedConfig(epochs=16, decay_epochs=8, learning_rate=1e-3, train_decoder=False,
                         lambda_pair=10.0),

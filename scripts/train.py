@@ -30,6 +30,8 @@ flags.DEFINE_integer("decay_epochs", None, "LEED epochs of linear lr decay.")
 flags.DEFINE_integer("neutralizer_epochs", None, "StarGAN epochs.")
 flags.DEFINE_integer("autoencoder_epochs", None, "Auto-encoder epochs.")
 flags.DEFINE_integer("batch_size", None, "LEED batch size.")
+flags.DEFINE_integer("autoencoder_batch_size", None, "Auto-encoder batch size (faces per step, each with "
+                     "its neutral face).")
 flags.DEFINE_float("learning_rate", None, "LEED learning rate.")
 flags.DEFINE_float("lambda_q", None, "Weight of the mutual expression information loss.")
 flags.DEFINE_float("lambda_recon", None, "Weight of the reconstruction loss.")
@@ -64,7 +66,8 @@ def main(argv):
         "data.synthetic_poses": FLAGS.synthetic_poses and [float(p) for p in FLAGS.synthetic_poses],
         "model.width": FLAGS.width, "leed.epochs": FLAGS.epochs, "leed.decay_epochs": FLAGS.decay_epochs,
         "neutralizer.epochs": FLAGS.neutralizer_epochs, "autoencoder.epochs": FLAGS.autoencoder_epochs,
-        "leed.batch_size": FLAGS.batch_size, "leed.learning_rate": FLAGS.learning_rate,
+        "leed.batch_size": FLAGS.batch_size,
+        "autoencoder.batch_size": FLAGS.autoencoder_batch_size, "leed.learning_rate": FLAGS.learning_rate,
         "leed.lambda_q": FLAGS.lambda_q, "leed.lambda_recon": FLAGS.lambda_recon,
         "leed.lambda_s": FLAGS.lambda_s, "leed.lambda_gp": FLAGS.lambda_gp,
         "leed.lambda_pair": FLAGS.lambda_pair,
