@@ -58,6 +58,8 @@ def test_dataset_neutrals_skip_the_neutralizer(tmp_path):
     assert run.default_stages(config, str(tmp_path)) == ["autoencoder", "leed"]
     with pytest.raises(FileNotFoundError, match="autoencoder"):
         run.train(config, str(tmp_path), stages=["leed"])
+    # Nothing to train, and the missing auto-encoder is not restored.
+    assert run.train(config, str(tmp_path), stages=["neutralizer"])["stages"] == {}
 
 
 
