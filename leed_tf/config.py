@@ -362,10 +362,9 @@ def synthetic_defaults() -> Config:
     difference term at weight 5 (it trains what residual edits are made of;
     with it, and fewer epochs, the residual edits' expression accuracy rose
     from 10 % to 19 % against weight 1, docs/results.md); the feature term
-    is off (it costs a second encoder pass per step and did not help). The
-    epochs leave a margin under 20 minutes for the hours when this shared
-    2-core machine runs 1.5x slower than at its best (docs/results.md). The
-    auto-encoder's batch is 12 faces (with their 12 neutral faces), not 24:
+    is off (it costs a second encoder pass per step and did not help). On a
+    day when this shared 2-core machine ran 1.9x slower than at its best,
+    the main job took 24 minutes (docs/results.md). The auto-encoder's batch is 12 faces (with their 12 neutral faces), not 24:
     at equal compute, twice the steps reconstruct held-out faces better
     (docs/results.md, "Auto-encoder probes"). At
     this width the decoder renders held-out faces blurred, so edits are
