@@ -62,7 +62,6 @@ def test_dataset_neutrals_skip_the_neutralizer(tmp_path):
     assert run.train(config, str(tmp_path), stages=["neutralizer"])["stages"] == {}
 
 
-
 def test_each_stage_alone_ends_with_a_summary(tmp_path, capsys):
     """``--stages`` with one stage trains it, restores only the earlier
     stages and ends with a summary; the later ones need not exist yet."""

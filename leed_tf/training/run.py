@@ -246,16 +246,17 @@ def _train(config, run_dir, stages, max_steps, strategy) -> tuple[dict, LeedNetw
         print_summary(summary)
         return summary, nets
 
-    if config.data.neutral_source == "stargan":
+    stargan = config.data.neutral_source == "stargan"
+    if stargan:
         raw_val = ValidationBatch(val_set.images[:8], val_set.images[:8], val_set.images[:8], val_set.images[:8])
         run_or_restore(NeutralizerTrainer(config, run_dir, nets, train_set.images, train_set.expressions,
                                           raw_val, strategy), "neutralizer")
     if last <= STAGES.index("neutralizer"):
-        if config.data.neutral_source != "stargan":
+        if not stargan:
             print("No neutralizer to train: this run takes its neutral faces from the data set "
                   "(neutral_source=dataset).")
         return finish()
-    if config.data.neutral_source == "stargan":
+    if stargan:
         cache = os.path.join(run_dir, "cache")
         train_neutrals = neutral_faces(nets, train_set.images, os.path.join(cache, "neutrals_train.npy"),
                                        write=chief)
