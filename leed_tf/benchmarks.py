@@ -778,7 +778,7 @@ def _median_seconds(function: Callable[[], object], calls: int, warmup: int) -> 
 
 def benchmark_infer(steps: int = 30, warmup: int = 2, widths: tuple = (0.125, 1.0), batch: int = 32,
                     seed: int = 0, **unused) -> list[Measurement]:
-    """Inference cost of the exported SavedModel (``leed_tf.export``).
+    """Inference cost of the exported SavedModel (``leed_tf.inference.export``).
 
     For each width, networks with random weights (the cost does not depend on
     them) are exported with ``export_networks`` to a temporary folder and
@@ -808,7 +808,7 @@ def benchmark_infer(steps: int = 30, warmup: int = 2, widths: tuple = (0.125, 1.
     from PIL import Image
 
     from leed_tf.config import ModelConfig
-    from leed_tf.export import LeedServingModule, export_networks
+    from leed_tf.inference.export import LeedServingModule, export_networks
     from leed_tf.model import LeedNetworks
 
     rows = [_load_row("at start"), Measurement("matmul 2048x2048 float32 (machine peak, for context)",

@@ -15,8 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from leed_tf import expression_bank  # noqa: E402
-from leed_tf.editor import Editor  # noqa: E402
+from leed_tf.inference import expression_bank  # noqa: E402
+from leed_tf.inference.editor import Editor  # noqa: E402
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run folder of the model.")
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Or an exported SavedModel.")

@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from leed_tf import editor as editor_lib  # noqa: E402
+from leed_tf.inference import editor as editor_lib  # noqa: E402
 from leed_tf.config import OUTPUT_FORMS  # noqa: E402
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run folder of the model.")

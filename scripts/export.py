@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from leed_tf import export  # noqa: E402
+from leed_tf.inference import export  # noqa: E402
 
 _RUN_DIR = flags.DEFINE_string("run_dir", "runs/synthetic", "Run folder to export.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", export.DEFAULT_EXPORT_BASE,

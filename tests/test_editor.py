@@ -19,13 +19,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from leed_tf import export
+from leed_tf.inference import export
 from leed_tf.config import OUTPUT_FORMS, synthetic_defaults
 from leed_tf.data import synthetic
 from leed_tf.data.images import BadImageError, decode_image
 from leed_tf.data.loaders import RAFD_BOX
-from leed_tf.editor import Editor, detect_face_box, edit_paths, expression_sheet, to_uint8
-from leed_tf.expression_bank import (ExpressionBank, UnknownExpressionError, build_expression_bank,
+from leed_tf.inference.editor import Editor, detect_face_box, edit_paths, expression_sheet, to_uint8
+from leed_tf.inference.expression_bank import (ExpressionBank, UnknownExpressionError, build_expression_bank,
                                      labelled_faces)
 from leed_tf.model import LeedNetworks
 from leed_tf.training import run

@@ -18,10 +18,10 @@ import tensorflow as tf
 from PIL import Image
 from absl import logging as absl_logging
 
-from leed_tf import export
+from leed_tf.inference import export
 from leed_tf.config import Config
 from leed_tf.data import synthetic
-from leed_tf.expression_bank import ExpressionBank
+from leed_tf.inference.expression_bank import ExpressionBank
 from test_editor import (SUBPROCESS_TIMEOUT, assert_same_pixels, png, random_networks, trained_model,
                          unit)
 

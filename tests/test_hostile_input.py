@@ -31,8 +31,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from leed_tf import export, serving
-from leed_tf.expression_bank import ExpressionBank
+from leed_tf.inference import clients as serving
+from leed_tf.inference import export
+from leed_tf.inference.expression_bank import ExpressionBank
 from test_editor import SUBPROCESS_TIMEOUT, random_networks
 
 KINDS = ("neutralizer", "dataset")

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from leed_tf import serving
+from leed_tf.inference import clients as serving
 from test_editor import assert_same_pixels, png, trained_model
 
 TIMEOUT = 60

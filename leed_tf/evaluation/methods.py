@@ -46,7 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from leed_tf import export
+from leed_tf.inference import export
 from leed_tf.config import Config
 from leed_tf.data import sources
 from leed_tf.data.images import to_uint8

@@ -2,7 +2,7 @@
 
 ``Editor`` is one Python API over either a run folder (``from_run_dir``:
 config and stage checkpoints) or an exported SavedModel
-(``from_saved_model``); both run the graph of ``leed_tf.export.LeedServingModule``,
+(``from_saved_model``); both run the graph of ``leed_tf.inference.export.LeedServingModule``,
 so they give the same pixels::
 
     editor = Editor.from_run_dir("runs/synthetic")
@@ -32,10 +32,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from leed_tf import export
+from leed_tf.inference import export
 from leed_tf.config import Config
 from leed_tf.data.images import BadImageError, decode_image
-from leed_tf.expression_bank import BANK_FILE, ExpressionBank
+from leed_tf.inference.expression_bank import BANK_FILE, ExpressionBank
 
 CROPS = ("dataset", "center")
 OUTPUTS = ("uint8", "float", "pil")
@@ -105,7 +105,7 @@ class Editor:
           output_form: ``decoded`` (the paper's ``Dec(z_out)``),
             ``residual`` (``I_in + Dec(z_out) - Dec(z_self)``) or
             ``neutral_residual`` (``N_in + Dec(z_out) - Dec(z_nn)``; see
-            ``leed_tf.export.LeedServingModule``); default the run's
+            ``leed_tf.inference.export.LeedServingModule``); default the run's
             ``output_form`` setting.
           **options: ``crop``, ``detect_face``, ``face_scale``, ``batch_size``.
 

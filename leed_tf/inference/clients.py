@@ -269,7 +269,7 @@ class LocalPredictor:
     def __init__(self, export_dir: str):
         import tensorflow as tf
 
-        from leed_tf.export import latest_version_dir
+        from leed_tf.inference.export import latest_version_dir
 
         self.export_dir = latest_version_dir(export_dir)
         self.model = tf.saved_model.load(self.export_dir)

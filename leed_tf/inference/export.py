@@ -68,7 +68,7 @@ from leed_tf import __version__
 from leed_tf.config import OUTPUT_FORMS, Config
 from leed_tf.data.images import MAX_PIXELS
 from leed_tf.data.loaders import RAFD_BOX
-from leed_tf.expression_bank import BANK_FILE, ExpressionBank, empty_bank
+from leed_tf.inference.expression_bank import BANK_FILE, ExpressionBank, empty_bank
 from leed_tf.model import LeedNetworks, restore_stage
 from leed_tf.networks.layers import scaled
 
@@ -180,7 +180,7 @@ class LeedServingModule(tf.Module):
     """The inference networks and the signatures of the export.
 
     It serves two purposes: ``tf.saved_model.save`` writes it, and
-    ``leed_tf.editor.Editor.from_run_dir`` calls it in memory, so a run folder
+    ``leed_tf.inference.editor.Editor.from_run_dir`` calls it in memory, so a run folder
     and its export run the same graph.
 
     Args:
@@ -785,8 +785,8 @@ def _bank_for_run(run_dir, config, module, expression_bank):
     if os.path.exists(path):
         return ExpressionBank.load(path)
     if config.data.dataset == "synthetic":
-        from leed_tf.editor import Editor
-        from leed_tf.expression_bank import build_expression_bank, labelled_faces
+        from leed_tf.inference.editor import Editor
+        from leed_tf.inference.expression_bank import build_expression_bank, labelled_faces
 
         faces = labelled_faces("synthetic", image_size=config.model.image_size,
                                real_neutrals=not module.has_neutralizer,
