@@ -15,13 +15,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from leed_tf import run_folder
+
 SUPPORTED_DATASETS = ("synthetic", "rafd", "cfee", "folder", "manifest")
 DATASET_ALIASES = {"cfeed": "cfee"}
 NEUTRAL_SOURCES = ("stargan", "dataset")
 # How edits are rendered: decoded, or the change added to the input or to its neutral face.
 OUTPUT_FORMS = ("decoded", "residual", "neutral_residual")
 PIXEL_LOSSES = ("l1", "l2")
-STAGES = ("neutralizer", "autoencoder", "leed")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -317,10 +318,7 @@ class Config:
 
     def save(self, path: str) -> None:
         """Writes the config atomically (a crash never leaves half a file)."""
-        tmp = f"{path}.{os.getpid()}.tmp"  # Workers sharing a run folder never share a temporary.
-        with open(tmp, "w") as f:
-            f.write(self.to_json())
-        os.replace(tmp, path)
+        run_folder.write_atomically(path, lambda f: f.write(self.to_json()), mode="w")
 
     @classmethod
     def load(cls, path: str) -> "Config":
@@ -345,36 +343,22 @@ def _from_dict(cls, values: dict[str, Any]):
 
 
 def synthetic_defaults() -> Config:
-    """A configuration of the synthetic data set that trains on a 2-core CPU
-    in under 20 minutes: width 0.125, faster learning rates (every stage
-    still ends with a linear decay to 0) and edits in the residual form.
+    """The synthetic data set's settings: sized for a 2-core CPU in about 20
+    minutes (the README's main job). Each choice and its measurement is in
+    docs/results.md; in short:
 
-    The synthetic faces come with real neutral renders, which stand in for
-    the neutralizer (``neutral_source="dataset"``): a StarGAN does not
-    converge in the minutes this budget allows. Set it back to ``stargan``
-    (``--neutral_source=stargan``) to train all three stages.
-
-    Faces are frontal: at this width and budget LEED does not learn to move
-    an expression between head poses (``--synthetic_poses=-45,0,45`` adds
-    yaw). The auto-encoder, trained from scratch at this width, is the
-    bottleneck (docs/results.md): it gets most of the budget, an L2 pixel
-    loss (PSNR is an L2 measure, and L2 learns faster than L1 here) and the
-    difference term at weight 5 (it trains what residual edits are made of;
-    with it, and fewer epochs, the residual edits' expression accuracy rose
-    from 10 % to 19 % against weight 1, docs/results.md); the feature term
-    is off (it costs a second encoder pass per step and did not help). On a
-    day when this shared 2-core machine ran 1.9x slower than at its best,
-    the main job took 24 minutes (docs/results.md). The auto-encoder's batch is 12 faces (with their 12 neutral faces), not 24:
-    at equal compute, twice the steps reconstruct held-out faces better
-    (docs/results.md, "Auto-encoder probes"). At
-    this width the decoder renders held-out faces blurred, so edits are
-    applied in the residual form, and LEED keeps the auto-encoder's decoder
-    (fine-tuning it on the self-edits lowered the validation PSNR of both
-    forms). The matched-pair term (``lambda_pair``, not in the paper) is on:
-    with the paper's losses alone LEED stays level with feature arithmetic
-    (docs/results.md). With it, LEED's lr is 1e-3: on one auto-encoder the
-    residual edits' expression accuracy rose from 24.0 % at 2e-4 to 28.6 %
-    (30.5 % at 2e-3; at 4e-3 the editor collapsed to copying the input).
+    - width 0.125, faster learning rates (every stage still ends with a
+      linear decay to 0), frontal faces (``--synthetic_poses=-45,0,45`` adds
+      yaw);
+    - the real neutral renders stand in for the neutralizer
+      (``neutral_source="dataset"``): a StarGAN does not converge in this
+      budget (``--neutral_source=stargan`` trains all three stages);
+    - the auto-encoder, trained from scratch, is the bottleneck and gets
+      most of the budget: batches of 12 faces (with their neutral faces), an
+      L2 pixel loss, the difference term at weight 5, no feature term;
+    - LEED keeps the auto-encoder's decoder (``train_decoder=False``) and
+      adds the matched-pair term (``lambda_pair``, not in the paper) at lr
+      1e-3; edits are shown in the residual form.
     """
     return Config(
         model=ModelConfig(width=0.125),
@@ -424,7 +408,7 @@ def resolve_config(run_dir: str, dataset: str | None, overrides: dict[str, Any])
     Real data sets start from the seed's settings; ``synthetic`` from
     ``synthetic_defaults()``.
     """
-    path = os.path.join(run_dir, "config.json")
+    path = run_folder.RunFolder(run_dir).config_path
     if os.path.exists(path):
         config = Config.load(path)
         if dataset is not None and canonical_dataset(dataset) != config.data.dataset:

@@ -34,6 +34,13 @@ from keras import ops
 
 from leed_tf import networks
 from leed_tf.config import OUTPUT_FORMS, ModelConfig
+from leed_tf.run_folder import STAGE_NETWORKS, RunFolder
+
+
+def code_shape(config: ModelConfig) -> tuple[int, int, int]:
+    """Shape of one code ``[S/16, S/16, 512 * width]``."""
+    side = config.image_size // 16
+    return (side, side, networks.layers.scaled(512, config.width))
 
 
 class LeedNetworks:
@@ -92,8 +99,7 @@ class LeedNetworks:
         return copy
 
     def _code_shape(self):
-        side = self.config.image_size // 16
-        return (1, side, side, networks.layers.scaled(512, self.config.width))
+        return (1, *code_shape(self.config))
 
     def neutralize(self, images):
         """G_neu(I, neutral): the neutral face of each image."""
@@ -134,7 +140,7 @@ class LeedNetworks:
           image, neutral: The input face and its neutral face.
           reference, reference_neutral: The reference face and its neutral face.
           intensity: alpha, scalar or ``[B]``.
-          output: An output form (``OUTPUTS``): ``"decoded"``, the paper's
+          output: An output form (``OUTPUT_FORMS``): ``"decoded"``, the paper's
             ``Dec(z_out)``; ``"residual"``, ``image + Dec(z_out) -
             Dec(z_self)`` with ``z_self`` the input's self-edit code: only the
             change the edit decodes to is applied, so detail the decoder
@@ -144,10 +150,30 @@ class LeedNetworks:
             change applied to the input's neutral face, which carries no
             trace of the input's own expression.
         """
-        codes = self.encoder(tf.concat([image, neutral, reference, reference_neutral], axis=0))
-        code, neutral_code, reference_code, reference_neutral_code = tf.split(codes, 4, axis=0)
-        expression = self.expression_code(reference_code, reference_neutral_code)
-        edited = self.edited_code(neutral_code, expression, intensity)
+        check_output(output)
+        # One encoder pass; the input's own code only where its form needs it.
+        faces = [neutral, reference, reference_neutral] + ([image] if output == "residual" else [])
+        codes = tf.split(self.encoder(tf.concat(faces, axis=0)), len(faces), axis=0)
+        expression = self.expression_code(codes[1], codes[2])
+        return self.edit_with_code(image, neutral, expression, intensity, output, neutral_code=codes[0],
+                                   code=codes[3] if output == "residual" else None)
+
+    def image_expression_code(self, image, neutral):
+        """``e = X(E(I) - E(N))`` of faces in [-1, 1] and their neutral faces."""
+        code, neutral_code = tf.split(self.encoder(tf.concat([image, neutral], axis=0)), 2, axis=0)
+        return self.expression_code(code, neutral_code)
+
+    def edit_with_code(self, image, neutral, expression_code, intensity=1.0, output="decoded", *,
+                       neutral_code=None, code=None):
+        """The edit for a given expression code ``e``: ``z_out = n + alpha *
+        I([n, e])`` rendered in form ``output`` (see ``edit``). The codes
+        ``n = E(neutral)`` and ``z = E(image)`` are computed unless given."""
+        check_output(output)
+        if neutral_code is None:
+            neutral_code = self.encoder(neutral)
+        if code is None and output == "residual":
+            code = self.encoder(image)
+        edited = self.edited_code(neutral_code, expression_code, intensity)
         return self.render(edited, output, image, code, neutral, neutral_code)
 
     def render(self, edited, output, image, code, neutral, neutral_code):
@@ -190,9 +216,6 @@ class LeedNetworks:
         return _apply_residual(anchor, decoder(tf.concat([truth_code, anchor_code], 0), training=False))
 
 
-OUTPUTS = OUTPUT_FORMS
-
-
 def full_precision(tensor):
     """A network output computed in float16/bfloat16, cast up to float32;
     any other tensor unchanged (no op under the float32 policy, and a
@@ -202,8 +225,8 @@ def full_precision(tensor):
 
 
 def check_output(output: str) -> None:
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+    if output not in OUTPUT_FORMS:
+        raise ValueError(f"output must be one of {OUTPUT_FORMS}, got {output!r}.")
 
 
 def anchor_of(output: str, image, code, neutral, neutral_code):
@@ -219,13 +242,6 @@ def _apply_residual(image, decoded_pair):
     edited, reconstructed = tf.split(full_precision(decoded_pair), 2, axis=0)
     return image + edited - reconstructed
 
-
-# The networks each stage trains and checkpoints (``<run_dir>/<stage>/checkpoints``).
-STAGE_NETWORKS = {
-    "neutralizer": ("neutralizer", "neutralizer_critic"),
-    "autoencoder": ("encoder", "decoder"),
-    "leed": ("code_scale", "extractor", "interpolator", "decoder", "critic", "regularizer", "siamese"),
-}
 
 
 # Networks a checkpoint written before they existed may lack: restored when
@@ -274,7 +290,7 @@ def restore_stage(nets: LeedNetworks, run_dir: str, stage: str, names=None) -> s
 
     from absl import logging
 
-    directory = os.path.join(run_dir, stage, "checkpoints")
+    directory = RunFolder(run_dir).checkpoint_dir(stage)
     state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
     paths = list(state.all_model_checkpoint_paths) if state else []
     if not paths:

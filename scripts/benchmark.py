@@ -4,7 +4,7 @@ Usage:
   python scripts/benchmark.py data [--batch_size=24 --num_images=2000 --steps=200 --warmup=20]
   python scripts/benchmark.py train [--precision=mixed_bfloat16 --jit_compile --leed_only]
 
-The benchmarks live in ``leed_tf/benchmarks.py`` (``BENCHMARKS``); recorded
+The benchmarks live in ``leed_tf/benchmarks/`` (``BENCHMARKS``); recorded
 figures are in ``docs/benchmarks.md``.
 """
 

@@ -17,6 +17,7 @@ from absl import app, flags  # noqa: E402
 
 from leed_tf.inference import expression_bank  # noqa: E402
 from leed_tf.inference.editor import Editor  # noqa: E402
+from leed_tf.run_folder import RunFolder  # noqa: E402
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run folder of the model.")
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Or an exported SavedModel.")
@@ -36,7 +37,7 @@ def main(argv):
               else Editor.from_saved_model(_SAVED_MODEL.value))
     data = editor.config.data if editor.config else None
     source = _SOURCE.value or (data.dataset if data else "synthetic")
-    output = _OUTPUT.value or (os.path.join(_RUN_DIR.value, expression_bank.BANK_FILE) if _RUN_DIR.value
+    output = _OUTPUT.value or (RunFolder(_RUN_DIR.value).bank_path if _RUN_DIR.value
                                else None)
     if output is None:
         raise app.UsageError("Give --output for a bank built from a SavedModel.")

@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from leed_tf.inference import editor as editor_lib  # noqa: E402
+from leed_tf.inference.files import edit_paths  # noqa: E402
 from leed_tf.config import OUTPUT_FORMS  # noqa: E402
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run folder of the model.")
@@ -60,7 +61,7 @@ def main(argv):
     editor = (editor_lib.Editor.from_run_dir(_RUN_DIR.value, output_form=_OUTPUT_FORM.value, **options)
               if _RUN_DIR.value
               else editor_lib.Editor.from_saved_model(_SAVED_MODEL.value, **options))
-    written = editor_lib.edit_paths(editor, _INPUT.value, _OUTPUT.value, references=_REFERENCE.value,
+    written = edit_paths(editor, _INPUT.value, _OUTPUT.value, references=_REFERENCE.value,
                                     expression=_EXPRESSION.value, expressions=_EXPRESSIONS.value,
                                     intensity=_INTENSITY.value, sheet=_SHEET.value,
                                     input_neutrals=_INPUT_NEUTRAL.value,

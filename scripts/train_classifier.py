@@ -19,6 +19,7 @@ from absl import app, flags  # noqa: E402
 
 from leed_tf import config as config_lib  # noqa: E402
 from leed_tf.evaluation import classifiers  # noqa: E402
+from leed_tf.run_folder import RunFolder  # noqa: E402
 
 _KIND = flags.DEFINE_enum("kind", "expression", list(classifiers.KINDS), "What the classifier recognises.")
 _OUT = flags.DEFINE_string("out", None, "Folder to write the classifier to.", required=True)
@@ -42,7 +43,7 @@ def main(argv):
     overrides = {"data.data_dir": _DATA_DIR.value, "data.synthetic_subjects": _SUBJECTS.value,
                  "data.synthetic_poses": _POSES.value and [float(p) for p in _POSES.value]}
     if _RUN_DIR.value:
-        if not os.path.exists(os.path.join(_RUN_DIR.value, "config.json")):
+        if not RunFolder(_RUN_DIR.value).has_config():
             raise app.UsageError(f"{_RUN_DIR.value} is not a run folder (no config.json).")
         config = config_lib.resolve_config(_RUN_DIR.value, _DATASET.value, overrides)
     else:

@@ -61,7 +61,8 @@ def stage_runs(strategy, stages, learning_rate_scale=1.0):
     """
     import keras
 
-    from leed_tf.model import STAGE_NETWORKS, LeedNetworks
+    from leed_tf.model import LeedNetworks
+    from leed_tf.run_folder import STAGE_NETWORKS
     from leed_tf.training.stages import (AutoencoderTrainer, LeedTrainer, NeutralizerTrainer,
                                          ValidationBatch)
     from test_training import tiny_faces
@@ -163,7 +164,7 @@ def equivalence(out_path, *specs):
 
 def train(run_dir, out_path, stages=None):
     from leed_tf.config import Config
-    from leed_tf.model import STAGE_NETWORKS
+    from leed_tf.run_folder import STAGE_NETWORKS
     from leed_tf.training import run
 
     config = Config.load(os.path.join(run_dir, "config.json"))

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from leed_tf import benchmarks
+from leed_tf.benchmarks.train import _step_rows
 from leed_tf.config import synthetic_defaults
 from leed_tf.networks import CodeCritic
 
@@ -49,7 +50,7 @@ def test_leed_step_smoke_at_tiny_batch_and_width(cache_codes, train_decoder):
     assert math.isfinite(timing.gflops_per_second) and timing.gflops_per_second > 0
     # The factors of leed_step_flops agree with what the traced graphs run.
     assert abs(timing.flops / timing.traced_flops - 1) < 0.05
-    rows = benchmarks._step_rows("LEED", timing, peak=100.0, warmup=1)
+    rows = _step_rows("LEED", timing, peak=100.0, warmup=1)
     assert [r.unit for r in rows] == ["ms/step", "GFLOP", "GFLOP/s"]
     assert all(math.isfinite(r.value) and r.value > 0 for r in rows)
     assert "train" in benchmarks.BENCHMARKS

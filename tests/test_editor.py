@@ -24,7 +24,9 @@ from leed_tf.config import OUTPUT_FORMS, synthetic_defaults
 from leed_tf.data import synthetic
 from leed_tf.data.images import BadImageError, decode_image
 from leed_tf.data.loaders import RAFD_BOX
-from leed_tf.inference.editor import Editor, detect_face_box, edit_paths, expression_sheet, to_uint8
+from leed_tf.data.images import uint8_from_01
+from leed_tf.inference.editor import Editor, detect_face_box
+from leed_tf.inference.files import edit_paths, expression_sheet
 from leed_tf.inference.expression_bank import (ExpressionBank, UnknownExpressionError, build_expression_bank,
                                      labelled_faces)
 from leed_tf.model import LeedNetworks
@@ -336,9 +338,9 @@ def test_crops_follow_the_data_set(tmp_path):
     module = export.LeedServingModule(random_networks(), box=RAFD_BOX)
     rafd, center = Editor(module), Editor(module, crop="center")
     portrait = np.random.default_rng(0).integers(0, 256, (1024, 681, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(to_uint8(rafd.load_images(portrait)[0][0]),
+    np.testing.assert_array_equal(uint8_from_01(rafd.load_images(portrait)[0][0]),
                                   decode_image(png(portrait), RAFD_BOX, 128))
-    np.testing.assert_array_equal(to_uint8(center.load_images(portrait)[0][0]),
+    np.testing.assert_array_equal(uint8_from_01(center.load_images(portrait)[0][0]),
                                   decode_image(png(portrait), None, 128))
     small = np.zeros((128, 128, 3), np.uint8)
     assert rafd.load_images(png(small))[0].shape == (1, 128, 128, 3)

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from leed_tf.data import pipeline
+from leed_tf.data.images import scale_to_unit
 
 SIZE = 16
 
@@ -52,7 +53,7 @@ def assert_batches_equal(a, b):
 
 
 def test_to_unit_range():
-    out = pipeline.to_unit(np.array([0, 255, 128], np.uint8)).numpy()
+    out = scale_to_unit(tf.constant(np.array([0, 255, 128], np.uint8))).numpy()
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, [-1.0, 1.0, 128 / 127.5 - 1], atol=1e-6)
 
@@ -111,7 +112,7 @@ def test_augmentation_is_applied_and_can_be_turned_off():
     images = random_images(16)
     plain = next(iter(pipeline.image_dataset(images, None, 16, shuffle=False, flip=False,
                                              max_shift=0)))["image"]
-    np.testing.assert_allclose(plain, pipeline.to_unit(images), atol=1e-6)
+    np.testing.assert_allclose(plain, scale_to_unit(images), atol=1e-6)
     augmented = next(iter(pipeline.image_dataset(images, None, 16, shuffle=False)))["image"]
     assert not np.allclose(augmented, plain)
 

@@ -1,4 +1,4 @@
-"""Tests of the built-in synthetic faces (leed_tf/data/synthetic.py)."""
+"""Tests of the built-in synthetic faces (leed_tf/data/synthetic/)."""
 
 import itertools
 import os

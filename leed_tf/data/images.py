@@ -9,6 +9,13 @@ run over one broken JPEG.
 
 Boxes are ``(top, left, bottom, right)`` in pixels of the upright image, the
 row/column order in which docs/design.md states the RaFD face box.
+
+This module also owns every conversion between the three pixel ranges:
+``uint8`` [0, 255] (stored and decoded faces), ``float32`` [-1, 1], the
+networks' range (``unit`` here), and ``float32`` [0, 1] (``uint8 / 255``),
+what the editor, the export and its clients take and return. Each works on
+numpy arrays and on TensorFlow tensors (also inside ``tf.function`` /
+``tf.data``) and returns the same kind.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from absl import logging
 from PIL import Image, ImageFile
+
+from leed_tf.data.records import Box
 
 # Truncated files must fail loudly: silently padding them with grey would put
 # half-faces in the training set.
@@ -50,7 +59,6 @@ _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
             8: Image.Transpose.ROTATE_90}
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
 
-Box = tuple[int, int, int, int]
 
 
 class BadImageError(ValueError):
@@ -65,6 +73,24 @@ class BadImageError(ValueError):
         super().__init__(f"{name}: {reason}")
         self.name = name
         self.reason = reason
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm")
+
+
+def walk_files(root: str) -> Iterator[str]:
+    """Every non-hidden file under ``root``, in a deterministic order."""
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield os.path.join(folder, name)
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file name has an image extension (``IMAGE_EXTENSIONS``)."""
+    return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def center_square_box(width: int, height: int) -> Box:
@@ -349,11 +375,7 @@ def _is_tf_tensor(x) -> bool:
 
 
 def scale_to_unit(images):
-    """Maps ``uint8`` pixels [0, 255] to ``float32`` [-1, 1] (the networks' range).
-
-    Works on numpy arrays and on TensorFlow tensors (also inside
-    ``tf.function`` / ``tf.data``), returning the same kind.
-    """
+    """Maps ``uint8`` pixels [0, 255] to ``float32`` [-1, 1] (the networks' range)."""
     if _is_tf_tensor(images):
         import tensorflow as tf
         return tf.cast(images, tf.float32) / 127.5 - 1.0
@@ -361,16 +383,57 @@ def scale_to_unit(images):
 
 
 def to_uint8(images):
-    """Inverse of ``scale_to_unit``: [-1, 1] to ``uint8``, clipped and rounded.
-
-    Works on numpy arrays and on TensorFlow tensors, returning the same kind.
-    """
+    """Inverse of ``scale_to_unit``: [-1, 1] to ``uint8``, clipped and rounded."""
     if _is_tf_tensor(images):
         import tensorflow as tf
         values = (tf.cast(images, tf.float32) + 1.0) * 127.5
         return tf.cast(tf.round(tf.clip_by_value(values, 0.0, 255.0)), tf.uint8)
     values = (np.asarray(images, np.float32) + np.float32(1.0)) * np.float32(127.5)
     return np.rint(np.clip(values, 0.0, 255.0)).astype(np.uint8)
+
+
+def as_unit_images(images) -> np.ndarray:
+    """``uint8`` images to float32 in [-1, 1]; float images (taken to be in
+    [-1, 1] already) as float32, unchanged.
+
+    Raises:
+      ValueError: for an array that is neither ``uint8`` nor floating point.
+    """
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return scale_to_unit(images)
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"Images must be uint8 (0..255) or float ([-1, 1]), got {images.dtype}.")
+    return images.astype(np.float32, copy=False)
+
+
+def unit_from_01(images01):
+    """[0, 1] to the networks' [-1, 1]."""
+    return images01 * 2.0 - 1.0
+
+
+def unit_to_01(unit):
+    """The networks' [-1, 1] to [0, 1], clipped."""
+    if _is_tf_tensor(unit):
+        import tensorflow as tf
+        return tf.clip_by_value((unit + 1.0) * 0.5, 0.0, 1.0)
+    return np.clip((np.asarray(unit, np.float32) + np.float32(1.0)) * np.float32(0.5), 0.0, 1.0)
+
+
+def uint8_to_01(pixels):
+    """``uint8`` [0, 255] to float32 [0, 1]."""
+    if _is_tf_tensor(pixels):
+        import tensorflow as tf
+        return tf.cast(pixels, tf.float32) / 255.0
+    return np.asarray(pixels).astype(np.float32) / np.float32(255.0)
+
+
+def uint8_from_01(images01):
+    """[0, 1] to ``uint8``, clipped and rounded (as the export's PNG output)."""
+    if _is_tf_tensor(images01):
+        import tensorflow as tf
+        return tf.cast(tf.round(tf.clip_by_value(images01, 0.0, 1.0) * 255.0), tf.uint8)
+    return np.rint(np.clip(np.asarray(images01, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def unique_rows(*arrays: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -21,24 +21,20 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from absl import logging
 
 from leed_tf.config import canonical_dataset
 from leed_tf.data import images as images_lib
-from leed_tf.data.images import Box, center_square_box  # noqa: F401 (re-exported)
-from leed_tf.data.records import NEUTRAL, RAFD_EXPRESSIONS, FaceSet, Record
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                    ".pgm")
+from leed_tf.data.images import center_square_box  # noqa: F401 (re-exported)
+from leed_tf.data.images import is_image_name, walk_files
+from leed_tf.data.records import NEUTRAL, RAFD_BOX, RAFD_EXPRESSIONS, Box, FaceSet, Record, split_by_subject
+from leed_tf.run_folder import write_atomically
 
 # ---------------------------------------------------------------- RaFD
 
-# The 621x621 face box of StarGAN's RaFD preprocessing, on the 681x1024
-# portraits: rows 90-711, columns 30-651, as (top, left, bottom, right).
-RAFD_BOX: Box = (90, 30, 711, 651)
 # Camera angle in the file name -> head yaw in degrees (090 is frontal).
 RAFD_ANGLES = {"000": -90.0, "045": -45.0, "090": 0.0, "135": 45.0, "180": 90.0}
 RAFD_DEFAULT_ANGLES = ("045", "090", "135")
@@ -79,19 +75,6 @@ LAYOUTS = {
 
 # Bumped whenever decoding changes, so stale caches are not reused.
 _CACHE_VERSION = 1
-
-
-def _walk_files(root: str) -> Iterator[str]:
-    """Every non-hidden file under ``root``, in a deterministic order."""
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield os.path.join(folder, name)
-
-
-def _is_image_name(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def _require_dir(data_dir: str, what: str) -> str:
@@ -139,7 +122,7 @@ def rafd_records(data_dir: str, angles: Iterable | None = RAFD_DEFAULT_ANGLES) -
         angles = (angles,)
     wanted = set(RAFD_ANGLES) if angles is None else {_normalise_angle(a) for a in angles}
     records, ignored = [], []
-    for path in _walk_files(data_dir):
+    for path in walk_files(data_dir):
         match = _RAFD_NAME.match(os.path.basename(path))
         fields = match.groupdict() if match else {}
         expression = fields.get("expression", "").lower()
@@ -226,7 +209,7 @@ def cfee_records(data_dir: str, code_table=None) -> list[Record]:
     root = _cfee_root(_require_dir(data_dir, "CFEE"))
     table = _read_code_table(code_table)
     records, unknown_codes, ignored = [], {}, []
-    for path in _walk_files(root):
+    for path in walk_files(root):
         match = _CFEE_NAME.match(os.path.basename(path))
         if not match:
             ignored.append(path)
@@ -264,10 +247,10 @@ def folder_records(data_dir: str) -> list[Record]:
     """
     data_dir = _require_dir(data_dir, "Folder")
     records, ignored = [], []
-    for path in _walk_files(data_dir):
+    for path in walk_files(data_dir):
         parts = os.path.relpath(path, data_dir).split(os.sep)
         name = parts[-1]
-        if len(parts) < 2 or not _is_image_name(name):
+        if len(parts) < 2 or not is_image_name(name):
             ignored.append(path)
             continue
         stem = os.path.splitext(name)[0]
@@ -353,13 +336,13 @@ def detect_layout(data_dir: str) -> str | None:
     """
     data_dir = _require_dir(data_dir, "Data")
     folder = False
-    for path in _walk_files(data_dir):
+    for path in walk_files(data_dir):
         name = os.path.basename(path)
         if _RAFD_NAME.match(name):
             return "rafd"
         if _CFEE_NAME.match(name):
             return "cfee"
-        if _is_image_name(name) and os.path.dirname(path) != os.path.normpath(data_dir):
+        if is_image_name(name) and os.path.dirname(path) != os.path.normpath(data_dir):
             folder = True
     return "folder" if folder else None
 
@@ -370,8 +353,8 @@ def _describe_contents(data_dir: str, limit: int = 5) -> str:
     subdirs = [e + "/" for e in entries if os.path.isdir(os.path.join(data_dir, e))]
     files = [e for e in entries if not os.path.isdir(os.path.join(data_dir, e))]
     image_files, count = [], 0
-    for path in _walk_files(data_dir):
-        if _is_image_name(path):
+    for path in walk_files(data_dir):
+        if is_image_name(path):
             count += 1
             if len(image_files) < limit:
                 image_files.append(os.path.relpath(path, data_dir))
@@ -464,42 +447,6 @@ def load_records(dataset: str, data_dir: str, **options) -> tuple[list[Record], 
     return source.records, source.box
 
 
-# ---------------------------------------------------------------- splits
-
-
-def _subject_rank(subject: str, seed: int) -> bytes:
-    return hashlib.sha256(f"{seed}\0{subject}".encode()).digest()
-
-
-def split_by_subject(records_or_subjects: Iterable, test_fraction: float = 0.1,
-                     seed: int = 0) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Splits subjects into disjoint train and test sets.
-
-    Subjects are ranked by a seeded hash of their name and the first
-    ``round(n * test_fraction)`` go to test, so the split depends only on the
-    set of subjects and the seed (never on record order) and a subject keeps
-    its side when others are added, unless the test count itself changes.
-
-    Args:
-      records_or_subjects: ``Record``s or subject names (repeats are fine).
-      test_fraction: Fraction of subjects held out, in [0, 1). Above 0, each
-        side gets at least one subject when there are at least two.
-      seed: Seed of the ranking.
-
-    Returns:
-      ``(train_subjects, test_subjects)``, each sorted.
-    """
-    if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}.")
-    subjects = sorted({r.subject if isinstance(r, Record) else str(r) for r in records_or_subjects})
-    num_test = int(round(len(subjects) * test_fraction))
-    if test_fraction > 0 and len(subjects) >= 2:
-        num_test = min(max(num_test, 1), len(subjects) - 1)
-    ranked = sorted(subjects, key=lambda s: _subject_rank(s, seed))
-    test = set(ranked[:num_test])
-    return (tuple(s for s in subjects if s not in test), tuple(s for s in subjects if s in test))
-
-
 # ---------------------------------------------------------------- face sets
 
 SPLITS = ("train", "test", "all")
@@ -521,18 +468,11 @@ def _cache_key(dataset: str, records: Sequence[Record], expression_names, size: 
 
 
 def _save_face_set(path: str, faces: FaceSet) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, images=faces.images, subjects=faces.subjects,
-                     expressions=faces.expressions, poses=faces.poses,
-                     gazes=np.array(faces.gazes, dtype=str), paths=np.array(faces.paths, dtype=str),
-                     subject_names=np.array(faces.subject_names, dtype=str),
-                     expression_names=np.array(faces.expression_names, dtype=str))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomically(path, lambda f: np.savez(
+        f, images=faces.images, subjects=faces.subjects, expressions=faces.expressions, poses=faces.poses,
+        gazes=np.array(faces.gazes, dtype=str), paths=np.array(faces.paths, dtype=str),
+        subject_names=np.array(faces.subject_names, dtype=str),
+        expression_names=np.array(faces.expression_names, dtype=str)))
 
 
 def _load_face_set(path: str) -> FaceSet:

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from leed_tf.data import augment
+from leed_tf.data.images import scale_to_unit
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -39,20 +40,6 @@ AUTOTUNE = tf.data.AUTOTUNE
 # from (seed, stream) so that two streams never share a permutation.
 _INPUT_ORDER, _REFERENCE_ORDER, _AUGMENT = 0, 1, 2
 
-
-def to_unit(images):
-    """Maps ``uint8`` images (0..255) to ``float32`` in [-1, 1].
-
-    The same formula as ``images.scale_to_unit``, so decoded and pipelined
-    faces agree to the bit.
-
-    Args:
-      images: ``uint8`` tensor or array of any shape.
-
-    Returns:
-      ``float32`` tensor of the same shape.
-    """
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
 def steps_per_epoch(num_images: int, batch_size: int, drop_remainder: bool = True) -> int:
@@ -192,8 +179,8 @@ def paired_dataset(images: np.ndarray, neutrals: np.ndarray, batch_size: int, se
         references and ``carry_mirrored``.
 
     Returns:
-      A dataset of dicts with ``"input"``, ``"input_neutral"``,
-      ``"reference"``, ``"reference_neutral"`` (``float32 [B, S, S, 3]`` in
+      A dataset of dicts (for LEED, ``leed_tf.training.batch.LeedBatch``)
+      with ``"input"``, ``"input_neutral"``, ``"reference"``, ``"reference_neutral"`` (``float32 [B, S, S, 3]`` in
       [-1, 1]), ``"input_index"`` and ``"reference_index"`` (``int32 [B]``,
       rows of ``images``) and, for each key ``k`` of ``carry`` or
       ``carry_mirrored``, ``"input_" + k`` and ``"reference_" + k``; no
@@ -358,7 +345,7 @@ def _load_augmented(tables, indices, seed, flip: bool, max_shift: int, jitter: f
     if flip or max_shift > 0:
         # Moving uint8 pixels is a quarter of the memory traffic of float32.
         rows = augment.apply_transform(rows, transform, jitter=False)
-    rows = [to_unit(r) for r in rows]
+    rows = [scale_to_unit(r) for r in rows]
     if jitter > 0:
         rows = [augment.colour_jitter(r, transform.brightness, transform.contrast) for r in rows]
     return (rows, transform.flips) if return_flips else rows

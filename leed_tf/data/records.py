@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 
@@ -12,6 +14,20 @@ import numpy as np
 RAFD_EXPRESSIONS = ("angry", "contemptuous", "disgusted", "fearful", "happy",
                     "neutral", "sad", "surprised")
 NEUTRAL = "neutral"
+
+# Geometry of faces in their stored images: a face box is
+# ``(top, left, bottom, right)`` in pixels.
+Box = tuple[int, int, int, int]
+# RaFD's portraits are 681 x 1024 (width x height); StarGAN's preprocessing
+# crops the 621 x 621 face box of rows 90-711, columns 30-651.
+RAFD_WIDTH, RAFD_HEIGHT = 681, 1024
+RAFD_BOX: Box = (90, 30, 711, 651)
+
+
+def face_box(dataset: str) -> Box | None:
+    """The face box of a data set's images, or None for the centred square
+    (docs/design.md section 4)."""
+    return RAFD_BOX if dataset == "rafd" else None
 
 
 @dataclass(frozen=True)
@@ -90,3 +106,36 @@ class FaceSet:
             s, p, g = int(self.subjects[i]), float(self.poses[i]), self.gazes[i]
             out[i] = exact.get((s, p, g), same_pose.get((s, p), any_pose.get(s, -1)))
         return out
+
+
+def _subject_rank(subject: str, seed: int) -> bytes:
+    return hashlib.sha256(f"{seed}\0{subject}".encode()).digest()
+
+
+def split_by_subject(records_or_subjects: Iterable, test_fraction: float = 0.1,
+                     seed: int = 0) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Splits subjects into disjoint train and test sets.
+
+    Subjects are ranked by a seeded hash of their name and the first
+    ``round(n * test_fraction)`` go to test, so the split depends only on the
+    set of subjects and the seed (never on record order) and a subject keeps
+    its side when others are added, unless the test count itself changes.
+
+    Args:
+      records_or_subjects: ``Record``s or subject names (repeats are fine).
+      test_fraction: Fraction of subjects held out, in [0, 1). Above 0, each
+        side gets at least one subject when there are at least two.
+      seed: Seed of the ranking.
+
+    Returns:
+      ``(train_subjects, test_subjects)``, each sorted.
+    """
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}.")
+    subjects = sorted({r.subject if isinstance(r, Record) else str(r) for r in records_or_subjects})
+    num_test = int(round(len(subjects) * test_fraction))
+    if test_fraction > 0 and len(subjects) >= 2:
+        num_test = min(max(num_test, 1), len(subjects) - 1)
+    ranked = sorted(subjects, key=lambda s: _subject_rank(s, seed))
+    test = set(ranked[:num_test])
+    return (tuple(s for s in subjects if s not in test), tuple(s for s in subjects if s in test))

@@ -33,7 +33,8 @@ import tensorflow as tf
 from leed_tf.config import DataConfig
 from leed_tf.data import sources
 from leed_tf.data.records import FaceSet
-from leed_tf.evaluation.metrics import as_unit_images
+from leed_tf.data.images import as_unit_images, scale_to_unit
+from leed_tf.run_folder import write_json
 
 KINDS = ("expression", "identity")
 MODEL_FILE = "model.keras"
@@ -309,10 +310,7 @@ class ImageClassifier:
         os.makedirs(directory, exist_ok=True)
         self.model.save(os.path.join(directory, MODEL_FILE))
         info = dict(self.info, kind=self.kind, class_names=list(self.class_names))
-        tmp = os.path.join(directory, INFO_FILE + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(info, f, indent=2)
-        os.replace(tmp, os.path.join(directory, INFO_FILE))
+        write_json(os.path.join(directory, INFO_FILE), info)
         return directory
 
     @classmethod
@@ -354,7 +352,7 @@ def train_classifier(data: ClassifierData, settings: ClassifierSettings | None =
     dataset = (tf.data.Dataset.from_tensor_slices((data.train.images, data.train.labels.astype(np.int32)))
                .shuffle(len(data.train), seed=settings.seed, reshuffle_each_iteration=True)
                .batch(settings.batch_size)
-               .map(lambda x, y: (tf.cast(x, tf.float32) / 127.5 - 1.0, y))
+               .map(lambda x, y: (scale_to_unit(x), y))
                .prefetch(tf.data.AUTOTUNE))
     model.fit(dataset, epochs=settings.epochs, verbose=verbose, shuffle=False)  # Shuffled above.
     classifier = ImageClassifier(model, data.kind, data.class_names)

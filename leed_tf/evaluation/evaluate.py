@@ -31,6 +31,7 @@ from leed_tf.evaluation.figures import write_figures
 from leed_tf.evaluation.methods import restore_run
 from leed_tf.evaluation.real_eval import evaluate_real
 from leed_tf.evaluation.synthetic_eval import evaluate_synthetic
+from leed_tf.run_folder import RunFolder, write_atomically
 
 PROTOCOLS = ("auto", "synthetic", "real")
 IDENTITY_EMBEDDINGS = ("auto", "dlib", "none")
@@ -82,9 +83,10 @@ def evaluate_run(run_dir: str, *, out_dir: str | None = None, classifier_dir: st
     run = restore_run(run_dir)
     config = run.config
     synthetic = config.data.dataset == "synthetic" if protocol == "auto" else protocol == "synthetic"
-    out_dir = out_dir or os.path.join(run_dir, "eval")
+    folder = RunFolder(run_dir)
+    out_dir = out_dir or folder.eval_dir
     classifier_dir = classifier_dir or os.path.join(out_dir, "classifiers")
-    cache_dir = os.path.join(run_dir, "cache")
+    cache_dir = folder.cache_dir
     size = config.model.image_size
 
     def classifier(kind):
@@ -165,6 +167,4 @@ def _json_ready(value):
 
 
 def _write_json(value, path: str) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2, allow_nan=False)
-    os.replace(path + ".tmp", path)
+    write_atomically(path, lambda f: json.dump(value, f, indent=2, allow_nan=False), mode="w")

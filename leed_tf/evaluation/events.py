@@ -13,9 +13,10 @@ import os
 
 import numpy as np
 import tensorflow as tf
+
+from leed_tf.run_folder import LOG_DIRS
 from absl import logging
 
-LOG_DIRS = ("train", "validation")
 
 
 def read_scalars(log_dir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from leed_tf.evaluation.metrics import as_unit_images
+from leed_tf.data.images import as_unit_images
 from leed_tf import weights
 
 INCEPTION_NOTOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"

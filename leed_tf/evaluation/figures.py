@@ -1,7 +1,7 @@
 """The evaluation's figures, as PNG files in ``<run_dir>/eval``.
 
 * ``fig2_triplets.png``: like the seed's Fig. 2, rows of input | reference |
-  LEED edit (``leed_tf.inference.editor.triplet_sheet``).
+  LEED edit (``leed_tf.inference.files.triplet_sheet``).
 * ``comparison.png``: the same pairs with every method side by side (and the
   ground truth on synthetic data).
 * ``fig3_expressions.png``: like the seed's Fig. 3, one row per input (a
@@ -18,9 +18,9 @@ import os
 
 import numpy as np
 
-from leed_tf.config import STAGES
-from leed_tf.data.synthetic import contact_sheet
-from leed_tf.inference.editor import save_image, triplet_sheet
+from leed_tf.run_folder import STAGES
+from leed_tf.data.sheets import contact_sheet
+from leed_tf.inference.files import save_image, triplet_sheet
 from leed_tf.evaluation import charts
 from leed_tf.evaluation.events import run_scalars
 from leed_tf.evaluation.examples import Examples

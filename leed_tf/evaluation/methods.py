@@ -49,7 +49,7 @@ import tensorflow as tf
 from leed_tf.inference import export
 from leed_tf.config import Config
 from leed_tf.data import sources
-from leed_tf.data.images import to_uint8
+from leed_tf.data.images import scale_to_unit, to_uint8
 from leed_tf.data.records import FaceSet
 from leed_tf.model import LeedNetworks, restore_stage
 
@@ -179,7 +179,7 @@ def neutral_faces(run: RunNetworks, face_set: FaceSet, batch_size: int = 32) -> 
 
 
 def _unit(images) -> tf.Tensor:
-    return tf.cast(tf.constant(images), tf.float32) / 127.5 - 1.0
+    return scale_to_unit(tf.constant(images))
 
 
 class EditMethods:

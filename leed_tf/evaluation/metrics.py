@@ -18,26 +18,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from leed_tf.data.images import as_unit_images
+
 DATA_RANGE = 2.0  # [-1, 1]
 # Identical images count as this many dB in means: the same cap the training
 # loop's validation PSNR uses (leed_tf.training.losses.psnr), so the two agree.
 PSNR_CAP_DB = 100.0
 # tf.image.ssim on large batches holds several [N, H, W, C] temporaries.
 _CHUNK = 256
-
-
-def as_unit_images(images) -> np.ndarray:
-    """``uint8`` images to float32 in [-1, 1]; float images unchanged (float32).
-
-    Raises:
-      ValueError: for an array that is neither ``uint8`` nor floating point.
-    """
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 127.5 - 1.0
-    if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"Images must be uint8 (0..255) or float ([-1, 1]), got {images.dtype}.")
-    return images.astype(np.float32, copy=False)
 
 
 def _pairs(images, targets):

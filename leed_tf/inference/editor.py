@@ -2,7 +2,7 @@
 
 ``Editor`` is one Python API over either a run folder (``from_run_dir``:
 config and stage checkpoints) or an exported SavedModel
-(``from_saved_model``); both run the graph of ``leed_tf.inference.export.LeedServingModule``,
+(``from_saved_model``); both run the graph of ``leed_tf.inference.serving_module.LeedServingModule``,
 so they give the same pixels::
 
     editor = Editor.from_run_dir("runs/synthetic")
@@ -19,6 +19,9 @@ pixel format): the RaFD face box for RaFD models, otherwise the centred
 square; an image that already is 128 x 128 is taken as a face crop and used
 as it is. ``detect_face=True`` crops around the face found by OpenCV's Haar
 cascade instead (``pip install 'opencv-python-headless<5'``).
+
+Files and folders (the command line's path, sheets of edits):
+``leed_tf.inference.files``.
 """
 
 from __future__ import annotations
@@ -26,20 +29,19 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from leed_tf.inference import export
 from leed_tf.config import Config
-from leed_tf.data.images import BadImageError, decode_image
-from leed_tf.inference.expression_bank import BANK_FILE, ExpressionBank
+from leed_tf.data.images import BadImageError, decode_image, uint8_from_01, uint8_to_01
+from leed_tf.inference import export
+from leed_tf.inference.expression_bank import ExpressionBank
+from leed_tf.run_folder import RunFolder
 
 CROPS = ("dataset", "center")
-OUTPUTS = ("uint8", "float", "pil")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+RETURN_TYPES = ("uint8", "float", "pil")  # what the edit methods return, by ``output``
 # Haar boxes cover brows to chin; the training crops also hold hair and neck.
 FACE_SCALE = 2.0
 FACE_SHIFT = 0.1
@@ -113,7 +115,7 @@ class Editor:
           FileNotFoundError: no config or a stage without checkpoint.
         """
         restored = export.restore_networks(run_dir)
-        default = os.path.join(run_dir, BANK_FILE)
+        default = RunFolder(run_dir).bank_path
         bank = _as_bank(expression_bank if expression_bank is not None else
                         (default if os.path.exists(default) else None))
         module = export.LeedServingModule(restored.nets, has_neutralizer=restored.has_neutralizer,
@@ -267,7 +269,7 @@ class Editor:
     def neutralize(self, images, output: str = "uint8"):
         """G_neu's neutral face of each image."""
         if not self.has_neutralizer:
-            raise ValueError(_NO_NEUTRALIZER + " It cannot make neutral faces.")
+            raise ValueError(NO_NEUTRALIZER + " It cannot make neutral faces.")
         images, single = self.load_images(images)
         return _format(self._run("neutralize", {"image": images})["neutral_image"], single, output)
 
@@ -291,7 +293,7 @@ class Editor:
           BadImageError: an unreadable image (naming it).
           ValueError: an empty list, or an array of an unsupported type or range.
         """
-        if _is_single(images):
+        if is_single(images):
             return self._load_one(images)[None], True
         items = list(images.numpy() if tf.is_tensor(images) else images)
         if not items:
@@ -324,11 +326,11 @@ class Editor:
                                      f"{high:.3f} (for [-1, 1] images pass (x + 1) / 2).")
                 if image.shape == (s, s, 3):
                     return np.clip(image, 0.0, 1.0).astype(np.float32)
-                image = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+                image = uint8_from_01(image)
             if image.dtype != np.uint8:
                 raise ValueError(f"Image arrays must be uint8 (0-255) or float (0-1), got {image.dtype}.")
             if image.shape == (s, s, 3):
-                return image.astype(np.float32) / 255.0
+                return uint8_to_01(image)
             if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (1, 3, 4)):
                 raise ValueError(f"An image array is [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]; "
                                  f"got shape {image.shape}.")
@@ -343,7 +345,7 @@ class Editor:
             box = detect_face_box(data, name, self.face_scale)
         else:
             box = None if self.crop == "center" or _peek_size(data) == (s, s) else self.box
-        return decode_image(data, box, s, name=name).astype(np.float32) / 255.0
+        return uint8_to_01(decode_image(data, box, s, name=name))
 
     # -- plumbing -------------------------------------------------------------
     def _run(self, name: str, inputs: dict) -> dict:
@@ -371,7 +373,7 @@ class Editor:
 
     def _require(self, neutrals, what):
         if neutrals is None:
-            raise ValueError(f"{_NO_NEUTRALIZER} Pass {what}: the real neutral face of each image.")
+            raise ValueError(f"{NO_NEUTRALIZER} Pass {what}: the real neutral face of each image.")
         return np.asarray(neutrals, np.float32)
 
     def _refuse(self, neutrals, what):
@@ -385,13 +387,13 @@ class Editor:
         if isinstance(expression, np.ndarray) and expression.shape == self.code_shape:
             return expression.astype(np.float32)
         if not self.has_neutralizer:
-            raise ValueError(f"{_NO_NEUTRALIZER} Give expression codes (Editor.expression_codes(images, "
+            raise ValueError(f"{NO_NEUTRALIZER} Give expression codes (Editor.expression_codes(images, "
                              f"neutrals)) or bank names instead of reference images.")
         codes = self.expression_codes(expression)
         return codes if codes.ndim == 3 else codes.mean(axis=0)
 
 
-_NO_NEUTRALIZER = ("This model was trained with neutral_source=dataset and has no neutralizer.")
+NO_NEUTRALIZER = ("This model was trained with neutral_source=dataset and has no neutralizer.")
 
 
 def _as_bank(bank) -> ExpressionBank | None:
@@ -400,7 +402,8 @@ def _as_bank(bank) -> ExpressionBank | None:
     return ExpressionBank.load(bank)
 
 
-def _is_single(images) -> bool:
+def is_single(images) -> bool:
+    """Whether ``images`` is one image (a path, bytes, PIL image or [H, W(, C)] array), not a batch."""
     if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)):
         return True
     if isinstance(images, np.ndarray) or tf.is_tensor(images):
@@ -444,18 +447,13 @@ def _intensities(intensity, batch: int) -> np.ndarray:
     return np.broadcast_to(values, (batch,)).copy()
 
 
-def to_uint8(images01) -> np.ndarray:
-    """[0, 1] floats to ``uint8``, rounded (as the export's PNG output)."""
-    return np.rint(np.clip(np.asarray(images01, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 def _format(images01: np.ndarray, single: bool, output: str):
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+    if output not in RETURN_TYPES:
+        raise ValueError(f"output must be one of {RETURN_TYPES}, got {output!r}.")
     if output == "float":
         result = images01.astype(np.float32)
     else:
-        result = to_uint8(images01)
+        result = uint8_from_01(images01)
         if output == "pil":
             result = [Image.fromarray(image) for image in result]
     return result[0] if single else result
@@ -507,163 +505,3 @@ def detect_face_box(data: bytes, name: str = "<bytes>", scale: float = FACE_SCAL
     top = int(round(min(max(centre_y - side / 2.0, 0.0), height - side)))
     side = int(side)
     return (top, left, top + side, left + side)
-
-
-# ---------------------------------------------------------------- files and sheets
-
-
-def list_images(path: str) -> list[str]:
-    """``path`` if it is a file, else the image files in the folder, sorted.
-
-    Raises:
-      FileNotFoundError: neither, or a folder without images.
-    """
-    path = os.fspath(path)
-    if os.path.isfile(path):
-        return [path]
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"No image file or folder at {path}.")
-    files = sorted(os.path.join(path, n) for n in os.listdir(path)
-                   if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(path, n)))
-    if not files:
-        raise FileNotFoundError(f"{path} holds no image ({', '.join(IMAGE_EXTENSIONS)}).")
-    return files
-
-
-def save_image(image, path: str) -> str:
-    """Writes a ``uint8`` or [0, 1] float image (or PIL image); returns the path."""
-    if not isinstance(image, Image.Image):
-        array = np.asarray(image)
-        image = Image.fromarray(array if array.dtype == np.uint8 else to_uint8(array))
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    image.save(path)
-    return path
-
-
-def _sheet(columns: list[np.ndarray], labels: Sequence[str]) -> np.ndarray:
-    from leed_tf.data.synthetic import contact_sheet
-
-    rows = len(columns[0])
-    tiles = np.stack(columns, axis=1).reshape((-1,) + columns[0].shape[1:])
-    return contact_sheet(tiles, rows, len(columns), column_labels=list(labels))
-
-
-def expression_sheet(editor: Editor, inputs, expressions: Sequence[str] | None = None,
-                     intensity: float = 1.0, input_neutral=None) -> np.ndarray:
-    """The seed's Fig. 3: one row per input, its crop leftmost, then one
-    column per expression of the bank (``uint8`` image)."""
-    expressions = list(expressions or editor.expression_names)
-    if not expressions:
-        raise ValueError("The expression bank is empty; build one with scripts/build_expression_bank.py.")
-    images, _ = editor.load_images(inputs if not _is_single(inputs) else [inputs])
-    columns = [to_uint8(images)]
-    for name in expressions:
-        columns.append(editor.edit(images, expression=name, intensity=intensity, input_neutral=input_neutral))
-    return _sheet(columns, ["input"] + expressions)
-
-
-def triplet_sheet(inputs, references, results) -> np.ndarray:
-    """The seed's Fig. 2: rows of input | reference | result (``uint8``)."""
-    return _sheet([to_uint8(inputs) if np.asarray(inputs).dtype != np.uint8 else np.asarray(inputs),
-                   to_uint8(references) if np.asarray(references).dtype != np.uint8 else np.asarray(references),
-                   np.asarray(results)], ["input", "reference", "result"])
-
-
-def edit_paths(editor: Editor, inputs: str, output: str, *, references: str | None = None,
-               expression: str | None = None, expressions: Sequence[str] | None = None,
-               intensity: float = 1.0, sheet: str | None = None, input_neutrals: str | None = None,
-               reference_neutrals: str | None = None) -> list[str]:
-    """What ``scripts/edit.py`` does, on files and folders.
-
-    Args:
-      editor: The editor.
-      inputs: An image file or a folder of them.
-      output: A file (one result, or an expression sheet) or a folder (one
-        ``<input>__<reference>.png`` per pair, or ``<input>__<expression>.png``).
-      references: A reference image or folder: every input is edited with
-        every reference.
-      expression: A bank name to edit every input to.
-      expressions: Bank names (or ``["all"]``): write an expression sheet
-        (Fig. 3) to ``output``.
-      intensity: Expression intensity.
-      sheet: Also write a triplet sheet (Fig. 2) of every edit here.
-      input_neutrals: For models without neutralizer: the inputs' real
-        neutral faces, a file (for every input) or a folder (one per input,
-        in the same sorted order).
-      reference_neutrals: Likewise for the references.
-
-    Returns:
-      The files written.
-    """
-    chosen = sum(x is not None for x in (references, expression, expressions))
-    if chosen != 1:
-        raise ValueError("Give exactly one of a reference, an expression, or a list of expressions.")
-    if not editor.has_neutralizer and (input_neutrals is None or (references is not None
-                                                                   and reference_neutrals is None)):
-        raise ValueError(f"{_NO_NEUTRALIZER} Give the real neutral faces of the inputs "
-                         f"(--input_neutral) and of the references (--reference_neutral).")
-    input_files = list_images(inputs)
-    neutral_of = _aligned(input_files, input_neutrals, "input neutrals")
-    if expressions is not None:
-        names = list(editor.expression_names) if list(expressions) == ["all"] else list(expressions)
-        for name in names:
-            editor.bank.code(name)  # Unknown names fail before any work.
-        neutrals = [neutral_of[f] for f in input_files] if neutral_of else None
-        return [save_image(expression_sheet(editor, input_files, names, intensity, neutrals), output)]
-    if expression is not None:
-        editor.bank.code(expression)
-        pairs = [(i, None) for i in input_files]
-    else:
-        reference_files = list_images(references)
-        reference_neutral_of = _aligned(reference_files, reference_neutrals, "reference neutrals")
-        pairs = [(i, r) for i in input_files for r in reference_files]
-    one_file = os.path.splitext(output)[1].lower() in IMAGE_EXTENSIONS
-    if one_file and len(pairs) > 1:
-        raise ValueError(f"{len(pairs)} edits need an output folder, not the file {output}.")
-    written, crops, refs, results = [], [], [], []
-    for start in range(0, len(pairs), editor.batch_size):
-        chunk = pairs[start:start + editor.batch_size]
-        images, _ = editor.load_images([i for i, _ in chunk])
-        neutrals = editor.load_images([neutral_of[i] for i, _ in chunk])[0] if neutral_of else None
-        if expression is not None:
-            edited = editor.edit(images, expression=expression, intensity=intensity, input_neutral=neutrals)
-        else:
-            reference_images, _ = editor.load_images([r for _, r in chunk])
-            reference_neutral_images = editor.load_images(
-                [reference_neutral_of[r] for _, r in chunk])[0] if reference_neutral_of else None
-            edited = to_uint8(editor.edit_batch(images, reference_images, intensity, input_neutrals=neutrals,
-                                                reference_neutrals=reference_neutral_images))
-            refs.append(to_uint8(reference_images))
-        crops.append(to_uint8(images))
-        results.append(edited)
-        for (input_file, reference_file), result in zip(chunk, edited):
-            if one_file:
-                path = output
-            else:
-                tail = expression if expression is not None else _stem(reference_file)
-                path = os.path.join(output, f"{_stem(input_file)}__{tail}.png")
-            written.append(save_image(result, path))
-    if sheet:
-        if expression is not None:
-            raise ValueError("A triplet sheet needs reference images.")
-        written.append(save_image(triplet_sheet(np.concatenate(crops), np.concatenate(refs),
-                                                np.concatenate(results)), sheet))
-    return written
-
-
-def _aligned(files: list[str], neutrals: str | None, what: str) -> dict | None:
-    """Each file's neutral face: one file for all, or a folder in the same order."""
-    if neutrals is None:
-        return None
-    neutral_files = list_images(neutrals)
-    if len(neutral_files) == 1:
-        return {f: neutral_files[0] for f in files}
-    if len(neutral_files) != len(files):
-        raise ValueError(f"Got {len(neutral_files)} {what} for {len(files)} images; give one file, or a "
-                         f"folder with one per image (matched in sorted order).")
-    return dict(zip(files, neutral_files))
-
-
-def _stem(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]

@@ -24,7 +24,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-BANK_FILE = "expression_bank.npz"
+from leed_tf.data.images import uint8_to_01
+from leed_tf.run_folder import write_atomically
+
 SOURCES = ("synthetic", "rafd", "cfee", "folder", "manifest")
 
 
@@ -91,11 +93,9 @@ class ExpressionBank:
         if not path.endswith(".npz"):
             path += ".npz"
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, names=np.asarray(self.names, dtype=str), codes=self.codes, counts=self.counts,
-                 source=np.asarray(self.source))
-        os.replace(tmp, path)
-        return path
+        return write_atomically(path, lambda f: np.savez(
+            f, names=np.asarray(self.names, dtype=str), codes=self.codes, counts=self.counts,
+            source=np.asarray(self.source)))
 
     @classmethod
     def load(cls, path: str) -> "ExpressionBank":
@@ -241,9 +241,9 @@ def build_expression_bank(expression_codes: Callable, faces: LabelledFaces,
     """
     codes = []
     for start in range(0, len(faces.images), batch_size):
-        images = faces.images[start:start + batch_size].astype(np.float32) / 255.0
+        images = uint8_to_01(faces.images[start:start + batch_size])
         neutrals = None if faces.neutrals is None else (
-            faces.neutrals[start:start + batch_size].astype(np.float32) / 255.0)
+            uint8_to_01(faces.neutrals[start:start + batch_size]))
         codes.append(np.asarray(expression_codes(images, neutrals)))
     if not codes:
         raise ValueError(f"No face in {faces.source}.")

@@ -22,7 +22,6 @@ is reported on resume and the previous one used.
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import shutil
@@ -35,11 +34,10 @@ import tensorflow as tf
 from absl import logging
 
 from leed_tf.config import Config
-from leed_tf.model import STAGE_NETWORKS, variables_by_path
+from leed_tf.model import variables_by_path
+from leed_tf.run_folder import STAGE_NETWORKS, RunFolder, write_json
 from leed_tf.training import distribute
 from leed_tf.training.schedules import epoch_schedule
-
-FINISHED_FILE = "finished.json"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -76,7 +74,8 @@ class StageTrainer:
             raise ValueError("Build trainers outside strategy.scope() (their networks inside it).")
         self.name = name
         self.run_dir = run_dir
-        self.stage_dir = os.path.join(run_dir, name)
+        self.folder = RunFolder(run_dir)
+        self.stage_dir = self.folder.stage_dir(name)
         self.batch_size = batch_size
         self.epochs = epochs
         self.seed = config.seed
@@ -209,7 +208,7 @@ class StageTrainer:
             self._loss_scales = tf.train.Checkpoint(**loss_scales) if loss_scales else None
             self._ckpt = tf.train.Checkpoint(**objects, **loss_scales)
             self._manager = tf.train.CheckpointManager(
-                self._ckpt, os.path.join(self.stage_dir, "checkpoints"), max_to_keep=3)
+                self._ckpt, self.folder.checkpoint_dir(self.name), max_to_keep=3)
         return self._ckpt, self._manager
 
     def restore(self) -> bool:
@@ -246,7 +245,7 @@ class StageTrainer:
     def _remove_interrupted_saves(self):
         """Deletes what saves killed mid-write left (``ckpt-N_temp`` folders);
         the state file never names them."""
-        for leftover in glob.glob(os.path.join(self.stage_dir, "checkpoints", "*_temp")):
+        for leftover in glob.glob(os.path.join(self.folder.checkpoint_dir(self.name), "*_temp")):
             logging.info("Removing %s, left by an interrupted save.", leftover)
             shutil.rmtree(leftover, ignore_errors=True)
 
@@ -269,7 +268,7 @@ class StageTrainer:
 
     @property
     def finished(self) -> bool:
-        return os.path.exists(os.path.join(self.stage_dir, FINISHED_FILE))
+        return self.folder.is_finished(self.name)
 
     def _check_finite(self, values: dict):
         for key, value in values.items():
@@ -298,13 +297,13 @@ class StageTrainer:
     def _writer(self, split: str):
         if not self.is_chief:
             return tf.summary.create_noop_writer()
-        return tf.summary.create_file_writer(os.path.join(self.run_dir, split))
+        return tf.summary.create_file_writer(self.folder.log_dir(split))
 
     def _write_images(self, writer):
         grid = self.validation_images()
         with writer.as_default(step=int(self.step)):
             tf.summary.image(f"images/{self.name}", grid[None])
-        samples = os.path.join(self.run_dir, "samples")
+        samples = self.folder.samples_dir
         os.makedirs(samples, exist_ok=True)
         keras.utils.save_img(os.path.join(samples, f"{self.name}.png"), grid, scale=False)
 
@@ -388,7 +387,4 @@ class StageTrainer:
         return summary
 
     def _mark_finished(self, summary: dict):
-        path = os.path.join(self.stage_dir, FINISHED_FILE)
-        with open(path + ".tmp", "w") as f:
-            json.dump(summary, f, indent=2)
-        os.replace(path + ".tmp", path)
+        write_json(self.folder.finished_path(self.name), summary)

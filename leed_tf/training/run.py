@@ -1,24 +1,9 @@
-"""Runs the training stages in order inside one run folder.
-
-Run folder layout::
-
-    <run_dir>/config.json              resolved config (read back on resume)
-    <run_dir>/<stage>/checkpoints/     tf.train.CheckpointManager, per stage
-    <run_dir>/<stage>/finished.json    written when the stage completes
-    <run_dir>/cache/neutrals_*.npy     neutralizer outputs, computed once
-    <run_dir>/train/, validation/      TensorBoard event files
-    <run_dir>/samples/<stage>.png      latest validation grid
-    <run_dir>/metrics.json             final validation metrics
-
-With several workers (``Config.strategy == "multi_worker"``) ``run_dir`` must
-be one folder every worker sees (a shared file system): the chief writes it,
-every worker reads the chief's config and checkpoints.
-"""
+"""Runs the training stages in order inside one run folder (its layout:
+``leed_tf.run_folder``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
@@ -27,16 +12,17 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from leed_tf.config import STAGES, Config
-from leed_tf.data import pipeline, sources
+from leed_tf.config import Config
+from leed_tf.data import images as images_lib
+from leed_tf.data import sources
 from leed_tf.data.records import NEUTRAL, FaceSet
 from leed_tf.model import LeedNetworks
 from leed_tf.networks import encoder as encoder_lib
+from leed_tf.run_folder import STAGES, RunFolder, has_neutralizer, stages_of, write_atomically, write_json
 from leed_tf.training import distribute, losses, pairs
 from leed_tf.training.stages import (VALIDATION_OUTPUTS, AutoencoderTrainer, LeedTrainer, NeutralizerTrainer,
-                                     ValidationBatch, to_uint8)
+                                     ValidationBatch)
 
-CONFIG_FILE = "config.json"
 VALIDATION_PAIRS = 64
 
 
@@ -57,7 +43,7 @@ def prepare_run_dir(config: Config, run_dir: str, write: bool = True) -> Config:
     """
     if write:
         os.makedirs(run_dir, exist_ok=True)
-    path = os.path.join(run_dir, CONFIG_FILE)
+    path = RunFolder(run_dir).config_path
     if os.path.exists(path):
         saved = Config.load(path)
         changed = [f"{section}.{key}: {old!r} -> {getattr(getattr(config, section), key)!r}"
@@ -79,7 +65,7 @@ def _comparable(value):
 def _match_domains(config: Config, face_set: FaceSet) -> None:
     """Sizes the neutralizer's domains to the data set's expression names."""
     names = face_set.expression_names
-    if config.data.neutral_source == "stargan":
+    if has_neutralizer(config):
         if NEUTRAL not in names:
             raise ValueError(f"The neutralizer needs a '{NEUTRAL}' expression, but the data set has "
                              f"only {', '.join(names)}.")
@@ -116,21 +102,13 @@ def neutral_faces(nets: LeedNetworks, images: np.ndarray, cache_path: str, batch
         if cached.shape == images.shape:
             return cached
     neutralize = tf.function(nets.neutralize)
-    out = np.concatenate([to_uint8(neutralize(pipeline.to_unit(tf.constant(images[i:i + batch_size]))))
-                          for i in range(0, len(images), batch_size)])
+    batches = (images_lib.scale_to_unit(tf.constant(images[i:i + batch_size]))
+               for i in range(0, len(images), batch_size))
+    out = np.concatenate([images_lib.to_uint8(np.asarray(neutralize(batch))) for batch in batches])
     if write:
         os.makedirs(os.path.dirname(cache_path), exist_ok=True)
-        _write_atomically(cache_path, lambda f: np.save(f, out))
+        write_atomically(cache_path, lambda f: np.save(f, out))
     return out
-
-
-def _write_atomically(path: str, write) -> None:
-    """Calls ``write(file)`` on a temporary file, then renames it to ``path``:
-    a process killed meanwhile leaves the old file or none, never half a file."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
 
 
 def _validation_batch(face_set: FaceSet, neutrals: np.ndarray, seed: int) -> ValidationBatch:
@@ -145,7 +123,7 @@ def evaluate_edits(nets: LeedNetworks, autoencoder_decoder, validation: Validati
     each edit in the validation's output forms (``VALIDATION_OUTPUTS``)."""
     if validation.ground_truth is None:
         return {}
-    unit = lambda x: pipeline.to_unit(tf.constant(x))  # noqa: E731
+    unit = lambda x: images_lib.scale_to_unit(tf.constant(x))  # noqa: E731
     truth = unit(validation.ground_truth)
     images = [unit(validation.input), unit(validation.input_neutral), unit(validation.reference),
               unit(validation.reference_neutral)]
@@ -165,8 +143,7 @@ def evaluate_edits(nets: LeedNetworks, autoencoder_decoder, validation: Validati
 
 def default_stages(config: Config, run_dir: str) -> list[str]:
     """Every stage whose finished marker is missing, in order."""
-    wanted = [s for s in STAGES if s != "neutralizer" or config.data.neutral_source == "stargan"]
-    return [s for s in wanted if not os.path.exists(os.path.join(run_dir, s, "finished.json"))]
+    return RunFolder(run_dir).unfinished(stages_of(config))
 
 
 def train(config: Config, run_dir: str, stages: list[str] | None = None,
@@ -205,9 +182,10 @@ def train_networks(config: Config, run_dir: str, stages: list[str] | None = None
 def _train(config, run_dir, stages, max_steps, strategy) -> tuple[dict, LeedNetworks]:
     start = time.time()
     chief = distribute.is_chief(strategy)
+    folder = RunFolder(run_dir)
     keras.utils.set_random_seed(config.seed)
     train_set, val_set = sources.load_splits(config.data, config.model.image_size,
-                                             cache_dir=os.path.join(run_dir, "cache"))
+                                             cache_dir=folder.cache_dir)
     _match_domains(config, train_set)
     prepare_run_dir(config, run_dir, write=chief)
     stages = default_stages(config, run_dir) if stages is None else list(stages)
@@ -241,12 +219,11 @@ def _train(config, run_dir, stages, max_steps, strategy) -> tuple[dict, LeedNetw
     def finish():
         summary["seconds"] = time.time() - start
         if chief:
-            _write_atomically(os.path.join(run_dir, "metrics.json"),
-                              lambda f: f.write(json.dumps(summary, indent=2).encode()))
+            write_json(folder.metrics_path, summary)
         print_summary(summary)
         return summary, nets
 
-    stargan = config.data.neutral_source == "stargan"
+    stargan = has_neutralizer(config)
     if stargan:
         raw_val = ValidationBatch(val_set.images[:8], val_set.images[:8], val_set.images[:8], val_set.images[:8])
         run_or_restore(NeutralizerTrainer(config, run_dir, nets, train_set.images, train_set.expressions,
@@ -257,7 +234,7 @@ def _train(config, run_dir, stages, max_steps, strategy) -> tuple[dict, LeedNetw
                   "(neutral_source=dataset).")
         return finish()
     if stargan:
-        cache = os.path.join(run_dir, "cache")
+        cache = folder.cache_dir
         train_neutrals = neutral_faces(nets, train_set.images, os.path.join(cache, "neutrals_train.npy"),
                                        write=chief)
         val_neutrals = neutral_faces(nets, val_set.images, os.path.join(cache, "neutrals_validation.npy"),
@@ -271,7 +248,7 @@ def _train(config, run_dir, stages, max_steps, strategy) -> tuple[dict, LeedNetw
     # The baseline keeps the auto-encoder's decoder; LEED fine-tunes its own.
     baseline_decoder = nets.decoder_copy()
     if "leed" in stages or (last == STAGES.index("leed")
-                            and os.path.exists(os.path.join(run_dir, "leed", "finished.json"))):
+                            and folder.is_finished("leed")):
         groups = pairs.group_ids(train_set.subjects, train_set.poses, train_set.gazes)
         run_or_restore(LeedTrainer(config, run_dir, nets, train_set.images, train_neutrals, validation,
                                    strategy, groups=groups), "leed")

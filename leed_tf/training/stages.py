@@ -29,6 +29,7 @@ from leed_tf.data import images as images_lib
 from leed_tf.model import LeedNetworks, full_precision, trainable
 from leed_tf.training import distribute, losses, pairs
 from leed_tf.training.base import StageTrainer
+from leed_tf.training.batch import CACHED_CODE_KEYS, LeedBatch, LeedCodes, cached_codes, encoded_codes, stacked_faces
 
 
 @dataclass
@@ -59,18 +60,13 @@ class ValidationBatch:
 VALIDATION_OUTPUTS = ("decoded", "residual")
 
 
-def to_uint8(images) -> np.ndarray:
-    """Images in [-1, 1] (array or tensor) as a uint8 numpy array."""
-    return np.asarray(images_lib.to_uint8(np.asarray(images)))
-
-
 def image_grid(columns: list[np.ndarray], rows: int = 8) -> np.ndarray:
     """The first ``rows`` examples as rows, the given uint8 image batches as columns."""
     return np.concatenate([np.concatenate(list(column[:rows]), axis=0) for column in columns], axis=1)
 
 
 def _unit(images):
-    return pipeline.to_unit(tf.convert_to_tensor(images))
+    return images_lib.scale_to_unit(tf.convert_to_tensor(images))
 
 
 class NeutralizerTrainer(StageTrainer):
@@ -172,7 +168,8 @@ class NeutralizerTrainer(StageTrainer):
     def validation_images(self):
         images = _unit(self.validation.input)
         neutral = self.nets.neutralize(images)
-        return image_grid([self.validation.input, to_uint8(neutral), self.validation.input_neutral])
+        neutral = images_lib.to_uint8(np.asarray(neutral))
+        return image_grid([self.validation.input, neutral, self.validation.input_neutral])
 
 
 class AutoencoderTrainer(StageTrainer):
@@ -259,7 +256,8 @@ class AutoencoderTrainer(StageTrainer):
         return self.nets.decoder(self.nets.encoder(images), training=False)
 
     def validation_images(self):
-        return image_grid([self.validation.input, to_uint8(self._reconstruct(_unit(self.validation.input)))])
+        reconstructed = self._reconstruct(_unit(self.validation.input))
+        return image_grid([self.validation.input, images_lib.to_uint8(np.asarray(reconstructed))])
 
     def validation_metrics(self):
         images = _unit(self.validation.input)
@@ -369,27 +367,24 @@ class LeedTrainer(StageTrainer):
                 batches = [_unit(unique[i:i + 64]) for i in range(0, len(unique), 64)]
                 codes.append(np.concatenate([encode(b[:, :, ::-1] if mirror else b).numpy()
                                              for b in batches]).astype(np.float32))
+            # Keyed as the batch carries them (``batch.CACHED_CODE_KEYS``).
             self._codes = {"code": (codes[0][image_rows], codes[1][image_rows]),
                            "neutral_code": (codes[0][neutral_rows], codes[1][neutral_rows])}
+            assert tuple(self._codes) == CACHED_CODE_KEYS
             print(f"[{self.name}] codes ready in {time.time() - start:.1f} s", flush=True)
         return self._codes
 
     @tf.function
-    def encode_real(self, batch):
+    def encode_real(self, batch: LeedBatch) -> LeedCodes:
         """Frozen E's codes (float32) of the batch's four image sets, in one
         call per replica; per-replica values under a multi-replica strategy."""
         return self.strategy.run(self._compiled(self._encode_replica_step), args=(batch,))
 
-    def _encode_replica_step(self, batch):
-        images = tf.concat([batch["input"], batch["input_neutral"],
-                            batch["reference"], batch["reference_neutral"]], axis=0)
-        code, neutral_code, reference_code, reference_neutral_code = tf.split(
-            full_precision(self.nets.encoder(images, training=False)), 4, axis=0)
-        return {"code": code, "neutral_code": neutral_code, "reference_code": reference_code,
-                "reference_neutral_code": reference_neutral_code}
+    def _encode_replica_step(self, batch: LeedBatch) -> LeedCodes:
+        return encoded_codes(full_precision(self.nets.encoder(stacked_faces(batch), training=False)))
 
     @tf.function
-    def critic_step(self, codes):
+    def critic_step(self, codes: LeedCodes):
         mix = self.rng.uniform([self.batch_size, 1, 1, 1])
         return self.run_replicas(self._critic_replica_step, codes, mix)
 
@@ -411,10 +406,10 @@ class LeedTrainer(StageTrainer):
                 "grad_norm_critic": self.apply_gradients(self.d_opt, grads, self.d_vars)}
 
     @tf.function
-    def generator_step(self, batch, codes):
+    def generator_step(self, batch: LeedBatch, codes: LeedCodes):
         return self.run_replicas(self._generator_replica_step, batch, codes)
 
-    def _generator_replica_step(self, batch, codes):
+    def _generator_replica_step(self, batch: LeedBatch, codes: LeedCodes):
         nets, c = self.nets, self.c
         code, neutral_code = codes["code"], codes["neutral_code"]
         batch_size = tf.shape(code)[0]
@@ -503,13 +498,9 @@ class LeedTrainer(StageTrainer):
         return {"siamese_contrastive": loss,
                 "grad_norm_siamese": self.apply_gradients(self.s_opt, grads, self.s_vars)}
 
-    def train_step(self, batch):
+    def train_step(self, batch: LeedBatch):
         if self.c.cache_codes:
-            codes = {"code": batch["input_code"], "neutral_code": batch["input_neutral_code"],
-                     "reference_code": batch["reference_code"],
-                     "reference_neutral_code": batch["reference_neutral_code"]}
-            if self.c.lambda_pair > 0:
-                codes.update(target_code=batch["target_code"], target_index=batch["target_index"])
+            codes = cached_codes(batch, with_targets=self.c.lambda_pair > 0)
         else:
             codes = self.encode_real(batch)
         out = {}
@@ -529,7 +520,8 @@ class LeedTrainer(StageTrainer):
         """Columns: input, reference, neutral, edit decoded, edit residual
         (and the ground truth on synthetic data)."""
         v = self.validation
-        columns = [v.input, v.reference, v.input_neutral] + [to_uint8(self._edits(o)) for o in VALIDATION_OUTPUTS]
+        edits = [images_lib.to_uint8(np.asarray(self._edits(o))) for o in VALIDATION_OUTPUTS]
+        columns = [v.input, v.reference, v.input_neutral] + edits
         if v.ground_truth is not None:
             columns.append(v.ground_truth)
         return image_grid(columns)
