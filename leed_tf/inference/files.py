@@ -101,7 +101,7 @@ def edit_paths(editor: Editor, inputs: str, output: str, *, references: str | No
     if chosen != 1:
         raise ValueError("Give exactly one of a reference, an expression, or a list of expressions.")
     if not editor.has_neutralizer and (input_neutrals is None or (references is not None
-                                                                   and reference_neutrals is None)):
+                                                                  and reference_neutrals is None)):
         raise ValueError(f"{NO_NEUTRALIZER} Give the real neutral faces of the inputs "
                          f"(--input_neutral) and of the references (--reference_neutral).")
     input_files = list_images(inputs)
@@ -134,7 +134,7 @@ def edit_paths(editor: Editor, inputs: str, output: str, *, references: str | No
             reference_neutral_images = editor.load_images(
                 [reference_neutral_of[r] for _, r in chunk])[0] if reference_neutral_of else None
             edited = uint8_from_01(editor.edit_batch(images, reference_images, intensity, input_neutrals=neutrals,
-                                                reference_neutrals=reference_neutral_images))
+                                                     reference_neutrals=reference_neutral_images))
             refs.append(uint8_from_01(reference_images))
         crops.append(uint8_from_01(images))
         results.append(edited)

@@ -59,17 +59,17 @@ def decode_face(data, index, name: str, image_size: int, box, max_pixels: int):
     checks = [
         check(length > 0, where + " is empty (0 bytes).", index),
         check(tf.logical_or(is_jpeg, is_png), where + " is not a JPEG or PNG image ({} bytes that "
-               "start with neither signature).", index, length),
+              "start with neither signature).", index, length),
         check(tf.logical_or(is_jpeg, length >= _PNG_MIN_BYTES),
-               where + " is a truncated PNG ({} bytes).", index, length),
+              where + " is a truncated PNG ({} bytes).", index, length),
     ]
     with tf.control_dependencies(checks):
         height, width, readable = tf.cond(is_jpeg, lambda: jpeg_size(data), lambda: png_size(data))
     header_checks = [
         check(tf.logical_or(is_png, readable), where + " is a JPEG without a readable frame header "
-               "(no SOF marker among its header segments; {} bytes).", index, length),
+              "(no SOF marker among its header segments; {} bytes).", index, length),
         check(tf.logical_or(is_jpeg, readable), where + " is a PNG whose first chunk is not IHDR.",
-               index),
+              index),
     ]
     side_limit = min(max_pixels, _MAX_SIDE)
     with tf.control_dependencies(header_checks):
@@ -78,7 +78,7 @@ def decode_face(data, index, name: str, image_size: int, box, max_pixels: int):
         # With both sides within the limit the product cannot overflow.
         size_ok = tf.logical_and(sides_ok, height * width <= max_pixels)
     size_check = check(size_ok, where + f" has an invalid size: {{}} x {{}} pixels (the limit is "
-                        f"{max_pixels} pixels).", index, width, height)
+                       f"{max_pixels} pixels).", index, width, height)
     with tf.control_dependencies([size_check]):
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
@@ -98,8 +98,8 @@ def crop_and_resize(image, index, where: str, image_size: int, box):
         top, left, bottom, right = (tf.where(is_crop, default, tf.constant(v, tf.int32))
                                     for v, default in zip(box, (0, 0, s, s)))
         fits = check(tf.logical_and(height >= bottom, width >= right),
-                      where + f" of {{}} x {{}} pixels is smaller than the face box (top, left, bottom, "
-                      f"right) = {box}.", index, width, height)
+                     where + f" of {{}} x {{}} pixels is smaller than the face box (top, left, bottom, "
+                     f"right) = {box}.", index, width, height)
         image = after([fits], image)
     crop = tf.cast(image[top:bottom, left:right], tf.float32)
     resized = tf.image.resize(crop[None], [s, s], method="lanczos3", antialias=True)[0]
@@ -139,7 +139,7 @@ def jpeg_size(data):
             tf.logical_and(tf.logical_not(is_fill | standalone), segment < 2)]))
         state = tf.where(malformed, 2, tf.where(is_frame, 1, 0))
         step = tf.where(is_fill, tf.constant(1, tf.int64), tf.where(standalone, tf.constant(2, tf.int64),
-                                                                     2 + segment))
+                                                                    2 + segment))
         found = tf.logical_and(is_frame, tf.logical_not(malformed))
         height = tf.where(found, head[5] * 256 + head[6], height)
         width = tf.where(found, head[7] * 256 + head[8], width)

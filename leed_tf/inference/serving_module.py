@@ -216,7 +216,7 @@ class LeedServingModule(tf.Module):
         images = {name: self._check_float_images(x, name) for name, x in checked.items()}
         codes = self._broadcast(expression_code, batch, "expression_code")
         codes = after([check(tf.reduce_all(tf.math.is_finite(codes)),
-                               "expression_code holds NaN or Inf values.")], codes)
+                             "expression_code holds NaN or Inf values.")], codes)
         intensity = self._check_intensity(intensity, batch)
         return {"output_image": self._edit_code(images["input_image"], images.get("input_neutral"),
                                                 codes, intensity)}
@@ -229,8 +229,8 @@ class LeedServingModule(tf.Module):
         matches = tf.equal(expression[:, None], names[None, :])
         known = tf.logical_and(tf.size(names) > 0, tf.reduce_all(tf.reduce_any(matches, axis=1)))
         lookup = check(known, "Unknown expression in [{}]; this model's expression bank has: {}.",
-                        tf.strings.reduce_join(_printable(expression), separator=", "),
-                        tf.strings.reduce_join(names, separator=", "))
+                       tf.strings.reduce_join(_printable(expression), separator=", "),
+                       tf.strings.reduce_join(names, separator=", "))
         with tf.control_dependencies([lookup]):
             indices = tf.argmax(tf.cast(matches, tf.int32), axis=1)
         codes = tf.gather(self.expression_codes, indices)
@@ -276,7 +276,7 @@ class LeedServingModule(tf.Module):
         clipping removes."""
         output = unit_to_01(unit)
         finite = check(tf.reduce_all(tf.math.is_finite(output)), "The edited image holds NaN or Inf values: "
-                        "intensity or the expression code is too large (intensity {}).", intensity)
+                       "intensity or the expression code is too large (intensity {}).", intensity)
         return after([finite], output)
 
     # -- validation ---------------------------------------------------------
@@ -289,8 +289,8 @@ class LeedServingModule(tf.Module):
         checks = [check(sizes[first] > 0, f"Empty batch: {first} holds no element.")]
         for name in names[1:]:
             checks.append(check(tf.equal(sizes[name], sizes[first]),
-                                 f"Batch sizes differ: {first} has {{}} elements but {name} has {{}}.",
-                                 sizes[first], sizes[name]))
+                                f"Batch sizes differ: {first} has {{}} elements but {name} has {{}}.",
+                                sizes[first], sizes[name]))
         return {name: after(checks, named[name]) for name in names}, after(checks, sizes[first])
 
     @staticmethod
@@ -305,7 +305,7 @@ class LeedServingModule(tf.Module):
     def _check_intensity(self, intensity, batch):
         intensity = self._broadcast(intensity, batch, "intensity")
         finite = check(tf.reduce_all(tf.math.is_finite(intensity)), "intensity must be finite; got {}.",
-                        intensity)
+                       intensity)
         return after([finite], intensity)
 
     @staticmethod
@@ -314,8 +314,8 @@ class LeedServingModule(tf.Module):
         images = after([finite], images)
         low, high = tf.reduce_min(images), tf.reduce_max(images)
         in_range = check(tf.logical_and(low >= -_RANGE_TOLERANCE, high <= 1.0 + _RANGE_TOLERANCE),
-                          f"{name} must be RGB in [0, 1] (uint8 / 255); got values from {{}} to {{}}.",
-                          low, high)
+                         f"{name} must be RGB in [0, 1] (uint8 / 255); got values from {{}} to {{}}.",
+                         low, high)
         return tf.clip_by_value(after([in_range], images), 0.0, 1.0)
 
     # -- bytes in, bytes out ------------------------------------------------
