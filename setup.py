@@ -22,8 +22,9 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
-        "test": ["pytest>=8", "hypothesis>=6.100"],
-        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.5"],
+        # The suite runs on 2 workers (pytest.ini): the CI machine's 2 cores.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "ruff>=0.5"],
         "face": ["opencv-python-headless<5"],
         # dlib's face embedding for identity similarity in scripts/evaluate.py.
         "eval": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
