@@ -25,6 +25,9 @@ OUTPUT_FORMS = ("decoded", "residual", "neutral_residual")
 PIXEL_LOSSES = ("l1", "l2")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# The StarGAN neutralizer's output and domains; the first of each is StarGAN's.
+STARGAN_OUTPUTS = ("direct", "attention")
+STARGAN_DOMAINS = ("expressions", "neutral_expressive")
 
 
 def canonical_dataset(name: str) -> str:
@@ -50,6 +53,13 @@ class ModelConfig:
       num_expressions: Number of expression domains of the StarGAN neutralizer.
       neutral_index: Index of the neutral domain among them.
       stargan_residual_blocks: Residual blocks of the StarGAN generator.
+      stargan_output: ``direct`` (StarGAN: the generator paints the whole
+        image through a tanh) or ``attention`` (not in StarGAN; GANimation's
+        form ``A * input + (1 - A) * colour`` with a sigmoid mask ``A`` that
+        starts near 1, so the generator starts as the identity mapping).
+      stargan_domains: ``expressions`` (StarGAN: one domain per expression)
+        or ``neutral_expressive`` (not in StarGAN: two domains, neutral and
+        every other expression). docs/design.md section 2.A.
       siamese_last_channels: Channels of Table 6's last conv. The table's
         Channel column says 1024 while its Output Size column says 2048; we
         follow the Channel column.
@@ -61,6 +71,13 @@ class ModelConfig:
     num_expressions: int = 8
     neutral_index: int = 5
     stargan_residual_blocks: int = 6
+    stargan_output: str = "direct"
+    stargan_domains: str = "expressions"
+
+    def __post_init__(self):
+        for name, allowed in (("stargan_output", STARGAN_OUTPUTS), ("stargan_domains", STARGAN_DOMAINS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"model.{name} must be one of {allowed}, got {getattr(self, name)!r}.")
     siamese_last_channels: int = 1024
 
 
@@ -78,6 +95,9 @@ class NeutralizerConfig:
       lambda_rec: Weight of the cycle reconstruction loss.
       lambda_gp: Weight of the WGAN-GP gradient penalty.
       n_critic: Critic steps per generator step.
+      lambda_mask: With ``model.stargan_output=attention``: weight of
+        GANimation's penalty on the mean mask, which keeps the mask from
+        settling at the identity (not in StarGAN).
     """
 
     epochs: int = 100
@@ -89,6 +109,7 @@ class NeutralizerConfig:
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
     n_critic: int = 5
+    lambda_mask: float = 0.1
 
 
 @dataclass
@@ -396,7 +417,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
             getattr(target, name), tuple) else tuple(value))
     if "data.dataset" in overrides and overrides["data.dataset"] is not None:
         config.data.dataset = canonical_dataset(config.data.dataset)
-    for checked in (config.data, config.autoencoder, config):
+    for checked in (config.model, config.data, config.autoencoder, config):
         checked.__post_init__()
     return config
 

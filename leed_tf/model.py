@@ -29,6 +29,7 @@ float32, the variables' dtype, and takes network outputs cast up.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -41,6 +42,25 @@ def code_shape(config: ModelConfig) -> tuple[int, int, int]:
     """Shape of one code ``[S/16, S/16, 512 * width]``."""
     side = config.image_size // 16
     return (side, side, networks.layers.scaled(512, config.width))
+
+
+def neutralizer_domains(config: ModelConfig) -> int:
+    """The StarGAN neutralizer's number of domains (``model.stargan_domains``)."""
+    return config.num_expressions if config.stargan_domains == "expressions" else 2
+
+
+def neutral_domain(config: ModelConfig) -> int:
+    """The neutralizer's neutral domain: the neutral expression, or domain 0
+    of the two ``neutral_expressive`` domains."""
+    return config.neutral_index if config.stargan_domains == "expressions" else 0
+
+
+def neutralizer_labels(config: ModelConfig, expressions: np.ndarray) -> np.ndarray:
+    """Each face's neutralizer domain from its expression label (int32)."""
+    expressions = np.asarray(expressions, np.int32)
+    if config.stargan_domains == "expressions":
+        return expressions
+    return (expressions != config.neutral_index).astype(np.int32)
 
 
 class LeedNetworks:
@@ -70,10 +90,11 @@ class LeedNetworks:
         self.regularizer = networks.Regularizer(w, slope, name="regularizer")
         self.siamese = networks.Siamese(w, slope, last_channels=config.siamese_last_channels,
                                         name="siamese")
+        domains = neutralizer_domains(config)
         self.neutralizer = networks.StarGANGenerator(
-            w, config.num_expressions, config.stargan_residual_blocks, name="neutralizer")
-        self.neutralizer_critic = networks.StarGANCritic(
-            w, config.num_expressions, config.image_size, name="neutralizer_critic")
+            w, domains, config.stargan_residual_blocks, output=config.stargan_output, name="neutralizer")
+        self.neutralizer_critic = networks.StarGANCritic(w, domains, config.image_size,
+                                                         name="neutralizer_critic")
         self._build()
 
     def _build(self):
@@ -88,7 +109,7 @@ class LeedNetworks:
         self.critic(code)
         self.regularizer(code)
         self.siamese(image)
-        self.neutralizer((image, ops.zeros((1, self.config.num_expressions))))
+        self.neutralizer((image, ops.zeros((1, neutralizer_domains(self.config)))))
         self.neutralizer_critic(image)
 
     def decoder_copy(self) -> networks.Decoder:
@@ -104,7 +125,7 @@ class LeedNetworks:
     def neutralize(self, images):
         """G_neu(I, neutral): the neutral face of each image."""
         batch = tf.shape(images)[0]
-        labels = tf.one_hot(tf.fill([batch], self.config.neutral_index), self.config.num_expressions)
+        labels = tf.one_hot(tf.fill([batch], neutral_domain(self.config)), neutralizer_domains(self.config))
         return self.neutralizer((images, labels), training=False)
 
     def expression_code(self, code, neutral_code, training=False):

@@ -28,6 +28,13 @@ flags.DEFINE_float("width", None, "Channel multiplier of every network (1.0 = th
 flags.DEFINE_integer("epochs", None, "LEED epochs (the last decay_epochs decay the lr to 0).")
 flags.DEFINE_integer("decay_epochs", None, "LEED epochs of linear lr decay.")
 flags.DEFINE_integer("neutralizer_epochs", None, "StarGAN epochs.")
+flags.DEFINE_enum("stargan_output", None, ["direct", "attention"], "Neutralizer output: direct (StarGAN) "
+                  "or attention (GANimation's mask over the input; not in StarGAN).")
+flags.DEFINE_enum("stargan_domains", None, ["expressions", "neutral_expressive"], "Neutralizer domains: "
+                  "one per expression (StarGAN) or neutral / expressive (not in StarGAN).")
+flags.DEFINE_integer("stargan_residual_blocks", None, "Residual blocks of the neutralizer's generator (6).")
+flags.DEFINE_float("neutralizer_learning_rate", None, "StarGAN learning rate (1e-4).")
+flags.DEFINE_float("lambda_mask", None, "Weight of the attention neutralizer's mask penalty.")
 flags.DEFINE_integer("autoencoder_epochs", None, "Auto-encoder epochs.")
 flags.DEFINE_integer("batch_size", None, "LEED batch size.")
 flags.DEFINE_integer("autoencoder_batch_size", None, "Auto-encoder batch size (faces per step, each with "
@@ -65,7 +72,11 @@ def main(argv):
         "data.synthetic_subjects": FLAGS.synthetic_subjects, "encoder_weights": FLAGS.encoder_weights,
         "data.synthetic_poses": FLAGS.synthetic_poses and [float(p) for p in FLAGS.synthetic_poses],
         "model.width": FLAGS.width, "leed.epochs": FLAGS.epochs, "leed.decay_epochs": FLAGS.decay_epochs,
-        "neutralizer.epochs": FLAGS.neutralizer_epochs, "autoencoder.epochs": FLAGS.autoencoder_epochs,
+        "neutralizer.epochs": FLAGS.neutralizer_epochs,
+        "model.stargan_output": FLAGS.stargan_output, "model.stargan_domains": FLAGS.stargan_domains,
+        "model.stargan_residual_blocks": FLAGS.stargan_residual_blocks,
+        "neutralizer.learning_rate": FLAGS.neutralizer_learning_rate,
+        "neutralizer.lambda_mask": FLAGS.lambda_mask, "autoencoder.epochs": FLAGS.autoencoder_epochs,
         "leed.batch_size": FLAGS.batch_size,
         "autoencoder.batch_size": FLAGS.autoencoder_batch_size, "leed.learning_rate": FLAGS.learning_rate,
         "leed.lambda_q": FLAGS.lambda_q, "leed.lambda_recon": FLAGS.lambda_recon,

@@ -67,6 +67,33 @@ def test_neutralizer_step_changes_only_stargan(setup, tmp_path):
     assert not changed(before["encoder"], nets.encoder) and not changed(before["decoder"], nets.decoder)
 
 
+def test_attention_neutralizer_starts_as_identity_and_trains_on_two_domains(setup, tmp_path):
+    """The variant not in StarGAN: GANimation's mask over the input, two
+    domains (neutral / expressive), and PSNR against the real neutral faces."""
+    config, images, neutrals, labels, _ = setup
+    config.neutralizer.n_critic = 1
+    config.model.stargan_output, config.model.stargan_domains = "attention", "neutral_expressive"
+    nets = LeedNetworks(config.model)
+    assert nets.neutralizer.num_domains == nets.neutralizer_critic.num_domains == 2
+    unit = images[:4].astype(np.float32) / 127.5 - 1.0
+    start = np.asarray(nets.neutralize(unit))
+    # A starts at sigmoid(3) ~ 0.953 and C is in [-1, 1]: |out - in| <= 2 * 0.0475.
+    assert np.abs(start - unit).max() < 0.096 and np.abs(start - unit).max() > 0
+    validation = ValidationBatch(images[:4], neutrals[:4], images[:4], neutrals[:4], neutrals[:4], labels[:4])
+    trainer = NeutralizerTrainer(config, str(tmp_path), nets, images, labels, validation)
+    np.testing.assert_array_equal(trainer.labels, (labels != config.model.neutral_index).astype(np.int32))
+    before = weights(nets.neutralizer)
+    summary = trainer.fit(max_steps=2)
+    assert all(np.isfinite(v) for v in summary["losses"].values())
+    assert 0.0 < summary["losses"]["mask_mean"] < 1.0
+    assert changed(before, nets.neutralizer)
+    metrics = trainer.validation_metrics()
+    copy = np.mean([10 * np.log10(4.0 / np.mean((a / 127.5 - b / 127.5) ** 2))
+                    for a, b in zip(images[:4].astype(float), neutrals[:4].astype(float))])
+    assert metrics["copy_input_psnr"] == pytest.approx(copy, abs=0.01)
+    assert np.isfinite(metrics["neutral_psnr"])
+
+
 def test_autoencoder_loss_falls_and_encoder_frozen_with_imagenet(setup, tmp_path):
     config, images, neutrals, _, validation = setup
     config.autoencoder.learning_rate = 1e-3

@@ -205,6 +205,9 @@ class EditMethods:
         self.unavailable = {}
         if "stargan" in methods and run.stargan_unavailable:
             self.unavailable["stargan"] = run.stargan_unavailable
+        elif "stargan" in methods and run.config.model.stargan_domains != "expressions":
+            self.unavailable["stargan"] = (f"its domains are {run.config.model.stargan_domains}, not one per "
+                                           f"expression, so it cannot render a chosen expression")
         elif "stargan" in methods and run.config.model.num_expressions != num_labels:
             self.unavailable["stargan"] = (f"its {run.config.model.num_expressions} domains do not match "
                                            f"the {num_labels} expressions of the evaluation faces")

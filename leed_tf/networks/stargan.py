@@ -20,6 +20,13 @@ Critic::
     source head: Conv 3x3/1 1 -> 2 x 2 x 1 patch scores
     domain head: Conv 2x2 (image_size / 64) c -> c logits
 
+With ``output="attention"`` (not in StarGAN; GANimation, Pumarola et al.
+2018) the last conv gives 4 channels: a colour image ``C = tanh(c[:3])``
+and a mask ``A = sigmoid(c[3])``, and the output is ``A * input + (1 - A) * C``.
+The mask's bias starts at +3 (``A`` about 0.95, the kernel at 0), so the
+generator starts as the identity mapping and learns only what a domain
+changes.
+
 Notes:
   Convolutions of the generator and of the critic's heads have no bias, as
   in the official code. Instance norm is affine and always uses per-image
@@ -76,9 +83,13 @@ class StarGANGenerator(keras.Model):
     """Generator. Inputs ``images [B, H, W, 3]`` in [-1, 1] and one-hot
     ``labels [B, c]``; output ``[B, H, W, 3]`` in [-1, 1]."""
 
-    def __init__(self, width: float = 1.0, num_domains: int = 8, residual_blocks: int = 6, **kwargs):
+    def __init__(self, width: float = 1.0, num_domains: int = 8, residual_blocks: int = 6,
+                 output: str = "direct", **kwargs):
         super().__init__(**kwargs)
+        if output not in ("direct", "attention"):
+            raise ValueError(f"output must be 'direct' or 'attention', got {output!r}.")
         self.width, self.num_domains, self.residual_blocks = width, num_domains, residual_blocks
+        self.output_form = output
         c = [scaled(n, width) for n in (64, 128, 256)]
         self.body = (_conv_in_relu(c[0], 7, 1, "in") + _conv_in_relu(c[1], 4, 2, "down1")
                      + _conv_in_relu(c[2], 4, 2, "down2")
@@ -87,17 +98,30 @@ class StarGANGenerator(keras.Model):
                      + _conv_in_relu(c[0], 4, 2, "up2", transpose=True)
                      + [keras.layers.Conv2D(3, 7, padding="same", use_bias=False, name="out_conv"),
                         keras.layers.Activation("tanh", name="out_tanh")])
+        if output == "attention":
+            self.mask_conv = keras.layers.Conv2D(1, 7, padding="same", kernel_initializer="zeros",
+                                                 bias_initializer=keras.initializers.Constant(3.0),
+                                                 name="mask_conv")
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, return_mask=False):
+        """The translated images; with ``return_mask`` (attention output
+        only) also the mask ``A [B, H, W, 1]``, the weight of the input."""
         images, labels = inputs
         x = tile_label(images, labels)
-        for layer in self.body:
+        for layer in self.body[:-2]:
             x = layer(x)
-        return x
+        colour = self.body[-1](self.body[-2](x))
+        if self.output_form == "direct":
+            if return_mask:
+                raise ValueError("return_mask needs output='attention'.")
+            return colour
+        mask = ops.sigmoid(self.mask_conv(x))
+        out = mask * ops.cast(images, colour.dtype) + (1.0 - mask) * colour
+        return (out, mask) if return_mask else out
 
     def get_config(self):
         return {**super().get_config(), "width": self.width, "num_domains": self.num_domains,
-                "residual_blocks": self.residual_blocks}
+                "residual_blocks": self.residual_blocks, "output": self.output_form}
 
 
 @keras.saving.register_keras_serializable(package="leed_tf")

@@ -118,6 +118,18 @@ def _validation_batch(face_set: FaceSet, neutrals: np.ndarray, seed: int) -> Val
                            face_set.expressions[inputs])
 
 
+def _neutralizer_validation(face_set: FaceSet, config: Config, count: int = 32) -> ValidationBatch:
+    """Held-out expressive faces for the neutralizer's grid and metrics; their
+    real neutral photos where the data set has them (the metrics' truth)."""
+    expressive = np.flatnonzero(face_set.expressions != config.model.neutral_index)
+    rows = expressive[np.linspace(0, len(expressive) - 1, min(count, len(expressive))).astype(int)]
+    faces = face_set.images[rows]
+    indices = face_set.neutral_indices()[rows]
+    neutrals = face_set.images[indices] if np.all(indices >= 0) else None
+    return ValidationBatch(faces, faces if neutrals is None else neutrals, faces, faces,
+                           labels=face_set.expressions[rows], ground_truth=neutrals)
+
+
 def evaluate_edits(nets: LeedNetworks, autoencoder_decoder, validation: ValidationBatch) -> dict:
     """PSNR and L1 against the ground truth of LEED and the two baselines,
     each edit in the validation's output forms (``VALIDATION_OUTPUTS``)."""
@@ -225,9 +237,8 @@ def _train(config, run_dir, stages, max_steps, strategy) -> tuple[dict, LeedNetw
 
     stargan = has_neutralizer(config)
     if stargan:
-        raw_val = ValidationBatch(val_set.images[:8], val_set.images[:8], val_set.images[:8], val_set.images[:8])
         run_or_restore(NeutralizerTrainer(config, run_dir, nets, train_set.images, train_set.expressions,
-                                          raw_val, strategy), "neutralizer")
+                                          _neutralizer_validation(val_set, config), strategy), "neutralizer")
     if last <= STAGES.index("neutralizer"):
         if not stargan:
             print("No neutralizer to train: this run takes its neutral faces from the data set "

@@ -26,7 +26,7 @@ import tensorflow as tf
 from leed_tf.config import Config
 from leed_tf.data import augment, pipeline
 from leed_tf.data import images as images_lib
-from leed_tf.model import LeedNetworks, full_precision, trainable
+from leed_tf.model import LeedNetworks, full_precision, neutralizer_domains, neutralizer_labels, trainable
 from leed_tf.training import distribute, losses, pairs
 from leed_tf.training.base import StageTrainer
 from leed_tf.training.batch import CACHED_CODE_KEYS, LeedBatch, LeedCodes, cached_codes, encoded_codes, stacked_faces
@@ -83,8 +83,11 @@ class NeutralizerTrainer(StageTrainer):
         c = config.neutralizer
         super().__init__("neutralizer", run_dir, config, len(images), c.batch_size, c.epochs, strategy)
         self.config, self.nets = config, nets
-        self.images, self.labels, self.validation = images, labels.astype(np.int32), validation
-        self.num_domains = config.model.num_expressions
+        # Expression labels become the neutralizer's domains (model.stargan_domains).
+        self.images, self.validation = images, validation
+        self.labels = neutralizer_labels(config.model, labels)
+        self.num_domains = neutralizer_domains(config.model)
+        self.attention = config.model.stargan_output == "attention"
         self.g_vars = trainable(nets.neutralizer)
         self.d_vars = trainable(nets.neutralizer_critic)
         self.g_opt = self.adam(self.schedule(c.learning_rate, c.epochs // 2, 1.0 / c.n_critic),
@@ -146,17 +149,29 @@ class NeutralizerTrainer(StageTrainer):
         target_ids = self._targets(labels, offsets)
         target = tf.one_hot(target_ids, self.num_domains)
         source = tf.one_hot(labels, self.num_domains)
+        generator = self.nets.neutralizer
+        extra = {}
         with tf.GradientTape() as tape:
-            fake = self.nets.neutralizer((images, target), training=True)
+            if self.attention:
+                fake, mask = generator((images, target), training=True, return_mask=True)
+                back, back_mask = generator((fake, source), training=True, return_mask=True)
+                # GANimation's mask penalty (not in StarGAN), on both translations.
+                extra["mask_mean"] = 0.5 * (tf.reduce_mean(full_precision(mask))
+                                            + tf.reduce_mean(full_precision(back_mask)))
+            else:
+                fake = generator((images, target), training=True)
+                back = generator((fake, source), training=True)
             fake_source, fake_domain = self.nets.neutralizer_critic(fake, training=True)
             adversarial = losses.wasserstein_generator_loss(fake_source)
             classification = losses.domain_classification_loss(target_ids, fake_domain)
-            cycle = losses.l1_loss(self.nets.neutralizer((fake, source), training=True), images)
+            cycle = losses.l1_loss(back, images)
             total = adversarial + c.lambda_cls * classification + c.lambda_rec * cycle
+            if self.attention:
+                total += c.lambda_mask * extra["mask_mean"]
             scaled = self.loss_for_gradients(total, self.g_opt)
         grads = tape.gradient(scaled, self.g_vars)
         return {"generator_adversarial": adversarial, "generator_classification": classification,
-                "cycle": cycle, "generator_total": total,
+                "cycle": cycle, "generator_total": total, **extra,
                 "grad_norm_generator": self.apply_gradients(self.g_opt, grads, self.g_vars)}
 
     def train_step(self, batch):
@@ -166,10 +181,20 @@ class NeutralizerTrainer(StageTrainer):
         return {**out, **self._generator_loss_cache}
 
     def validation_images(self):
-        images = _unit(self.validation.input)
-        neutral = self.nets.neutralize(images)
+        shown = slice(0, 8)
+        neutral = self.nets.neutralize(_unit(self.validation.input[shown]))
         neutral = images_lib.to_uint8(np.asarray(neutral))
-        return image_grid([self.validation.input, neutral, self.validation.input_neutral])
+        return image_grid([self.validation.input[shown], neutral, self.validation.input_neutral[shown]])
+
+    def validation_metrics(self):
+        """PSNR of the neutral faces against the real neutral photos, beside
+        copying the input (where the data set has those photos)."""
+        if self.validation.ground_truth is None:
+            return {}
+        images, truth = _unit(self.validation.input), _unit(self.validation.ground_truth)
+        neutral = tf.cast(self.nets.neutralize(images), tf.float32)
+        return {"neutral_psnr": float(tf.reduce_mean(losses.psnr(neutral, truth))),
+                "copy_input_psnr": float(tf.reduce_mean(losses.psnr(images, truth)))}
 
 
 class AutoencoderTrainer(StageTrainer):
