@@ -88,6 +88,10 @@ def test_script_writes_every_method_with_breakdowns(evaluated):
     out = os.path.join(run_dir, "eval")
     text = open(os.path.join(out, "results.md")).read()
     assert "| **LEED** `Dec(z_out)` |" in text and "PSNR (dB) by input yaw" in text
+    neutralizer = result["neutralizer"]
+    assert {"psnr", "ssim", "classified_neutral", "identity_retention"} <= set(neutralizer["neutralizer"])
+    assert 0 <= neutralizer["neutralizer"]["classified_neutral"] <= 1 and neutralizer["faces"] > 0
+    assert f"## Neutralizer ({neutralizer['faces']} held-out expressive faces)" in text
     assert f"## Edits towards an expression other than neutral ({result['pairs']['expressive']} pairs)" in text
     assert "| **LEED, neutral-anchored** `N_in + Dec(z_out) − Dec(z_nn)` ² |" in text
     per_expression, per_pose = text.split("## Per target expression")[1].split("## Per input pose")
@@ -120,6 +124,13 @@ def test_numbers_equal_a_direct_computation_and_stargan_can_be_unavailable(evalu
     pairs = edit_pairs(faces, seed=3, max_pairs=16)
     nets = LeedNetworks(restored.config.model)
     restore_stage(nets, run_dir, "neutralizer", ["neutralizer"])
+    # The neutralizer's block: its faces of the held-out expressive faces against their real neutral renders.
+    rows = np.flatnonzero(faces.expressions != faces.expression_names.index("neutral"))
+    real_neutral = faces.images[faces.neutral_indices()[rows]]
+    own = to_uint8(nets.neutralize(metrics.as_unit_images(faces.images[rows])).numpy())
+    for name, images in (("neutralizer", own), ("copy_input", faces.images[rows])):
+        expected = metrics.mean_psnr(metrics.psnr(images, real_neutral))
+        assert result["neutralizer"][name]["psnr"] == pytest.approx(expected, abs=1e-2), name
     restore_stage(nets, run_dir, "autoencoder", ["encoder", "decoder"])
     unit = [metrics.as_unit_images(x) for x in (faces.images[pairs.inputs], faces.images[pairs.references])]
     # Neutral faces pass through uint8, as training's neutral cache stores them.

@@ -116,7 +116,7 @@ def evaluate_run(run_dir: str, *, out_dir: str | None = None, classifier_dir: st
     _write_json(_json_ready(metrics), os.path.join(out_dir, METRICS_FILE))
     with open(os.path.join(out_dir, RESULTS_FILE), "w") as f:
         f.write(report.markdown_report(metrics))
-    log("\n".join(report.summary_tables(metrics)).rstrip())
+    log("\n".join(report.summary_tables(metrics) + report.neutralizer_table(metrics)).rstrip())
     log(f"Results in {out_dir}: {METRICS_FILE}, {RESULTS_FILE}, {len(metrics['files'])} figures.")
     return metrics
 

@@ -103,6 +103,22 @@ def summary_tables(metrics: dict) -> list[str]:
     return out
 
 
+def neutralizer_table(metrics: dict) -> list[str]:
+    """The neutralizer's faces against the real neutral renders (synthetic
+    runs with a StarGAN neutralizer), as Markdown lines; else none."""
+    block = metrics.get("neutralizer")
+    if not block:
+        return []
+    out = [f"## Neutralizer ({block['faces']} held-out expressive faces)", "", block["description"] + ".", "",
+           "| | PSNR (dB) | SSIM | classified neutral | identity retention |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name in ("copy_input", "neutralizer"):
+        row = block[name]
+        cells = [f"{row['psnr']:.2f}", f"{row['ssim']:.3f}"] + [
+            f"{100 * row[k]:.1f} %" if k in row else "" for k in ("classified_neutral", "identity_retention")]
+        out.append(_row([name] + cells))
+    return out + [""]
+
+
 def markdown_report(metrics: dict) -> str:
     """The whole ``results.md``: how it was made, the overall table, the
     breakdowns, the classifiers and what was unavailable."""
@@ -123,6 +139,7 @@ def markdown_report(metrics: dict) -> str:
                 "renders included, so its ground-truth row is near 100 % by construction; its accuracy on "
                 "renders it never saw is under Classifiers. The expression classifier never saw the "
                 "held-out identities.", ""]
+    out += neutralizer_table(metrics)
     unavailable = [(m, e) for m, e in metrics["methods"].items() if not e["available"]]
     for name, entry in unavailable:
         out.append(f"¹ {name}: {entry['reason']}.")

@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 from leed_tf.data import sources
-from leed_tf.data.records import FaceSet
+from leed_tf.data.records import NEUTRAL, FaceSet
 from leed_tf.evaluation import metrics as metrics_lib
 from leed_tf.evaluation.classifiers import ImageClassifier
 from leed_tf.evaluation.examples import Evaluation, ExampleCollector, add_expression_grid
@@ -71,6 +71,26 @@ def ground_truths(face_set: FaceSet, pairs: Pairs) -> np.ndarray:
     if len(missing):
         truths[missing] = sources.ground_truth(face_set, pairs.inputs[missing], pairs.references[missing])
     return truths
+
+
+def neutralizer_quality(faces: FaceSet, neutrals: np.ndarray, expression_classifier: ImageClassifier,
+                        identity_classifier: ImageClassifier) -> dict:
+    """The neutralizer's faces of the held-out expressive faces against their
+    real neutral renders: PSNR/SSIM (beside copying the input), the share the
+    expression classifier calls neutral, and identity retention."""
+    rows = np.flatnonzero(faces.expressions != faces.expression_names.index(NEUTRAL))
+    truth = faces.images[faces.neutral_indices()[rows]]
+    out = neutrals[rows]
+    neutral_class = expression_classifier.class_indices([NEUTRAL] * len(rows), "expressions")
+    identities = identity_classifier.class_indices([faces.subject_names[s] for s in faces.subjects[rows]],
+                                                   "identities")
+    scores = {name: metrics_lib.summarize(metrics_lib.image_metrics(images, truth))
+              for name, images in (("neutralizer", out), ("copy_input", faces.images[rows]))}
+    scores["neutralizer"].update(
+        classified_neutral=float(np.mean(expression_classifier.predict(out) == neutral_class)),
+        identity_retention=float(np.mean(identity_classifier.predict(out) == identities)))
+    return {"faces": int(len(rows)), "description": "G_neu of each held-out expressive face against the "
+            "real neutral render of its identity and pose", **scores}
 
 
 def evaluate_synthetic(run: RunNetworks, expression_classifier: ImageClassifier,
@@ -139,6 +159,8 @@ def evaluate_synthetic(run: RunNetworks, expression_classifier: ImageClassifier,
                          **breakdowns(truth_scores, faces, pairs)},
         "seconds": round(time.time() - start, 1),
     }
+    if run.neutral_from_neutralizer:
+        metrics["neutralizer"] = neutralizer_quality(faces, neutrals, expression_classifier, identity_classifier)
     examples = collector.examples(faces, pairs, truths)
     add_expression_grid(examples, run, faces, neutrals, seed, ground_truths, batch_size)
     return Evaluation(metrics, examples)
