@@ -8,8 +8,9 @@ Unset flags keep the run's saved settings (on resume) or the data set's
 defaults: the seed's for real data, small and fast for synthetic.
 """
 
-from absl import app, flags
+from absl import flags
 
+from leed_tf import cli
 from leed_tf import config as config_lib
 from leed_tf.training import run
 
@@ -34,6 +35,7 @@ flags.DEFINE_enum("stargan_domains", None, ["expressions", "neutral_expressive"]
                   "one per expression (StarGAN) or neutral / expressive (not in StarGAN).")
 flags.DEFINE_integer("stargan_residual_blocks", None, "Residual blocks of the neutralizer's generator (6).")
 flags.DEFINE_float("neutralizer_learning_rate", None, "StarGAN learning rate (1e-4).")
+flags.DEFINE_integer("neutralizer_n_critic", None, "StarGAN critic steps per generator step (5).")
 flags.DEFINE_float("lambda_mask", None, "Weight of the attention neutralizer's mask penalty.")
 flags.DEFINE_integer("autoencoder_epochs", None, "Auto-encoder epochs.")
 flags.DEFINE_integer("batch_size", None, "LEED batch size.")
@@ -76,7 +78,7 @@ def main(argv):
         "model.stargan_output": FLAGS.stargan_output, "model.stargan_domains": FLAGS.stargan_domains,
         "model.stargan_residual_blocks": FLAGS.stargan_residual_blocks,
         "neutralizer.learning_rate": FLAGS.neutralizer_learning_rate,
-        "neutralizer.lambda_mask": FLAGS.lambda_mask, "autoencoder.epochs": FLAGS.autoencoder_epochs,
+        "neutralizer.lambda_mask": FLAGS.lambda_mask, "neutralizer.n_critic": FLAGS.neutralizer_n_critic, "autoencoder.epochs": FLAGS.autoencoder_epochs,
         "leed.batch_size": FLAGS.batch_size,
         "autoencoder.batch_size": FLAGS.autoencoder_batch_size, "leed.learning_rate": FLAGS.learning_rate,
         "leed.lambda_q": FLAGS.lambda_q, "leed.lambda_recon": FLAGS.lambda_recon,
@@ -92,4 +94,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)
