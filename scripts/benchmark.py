@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from leed_tf import cli  # noqa: E402
 from leed_tf import benchmarks  # noqa: E402
 from leed_tf.config import PRECISIONS  # noqa: E402
 
@@ -52,4 +53,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from leed_tf import cli  # noqa: E402
 from leed_tf.inference import expression_bank  # noqa: E402
 from leed_tf.inference.editor import Editor  # noqa: E402
 from leed_tf.run_folder import RunFolder  # noqa: E402
@@ -51,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -15,14 +15,17 @@
       --reference=smile.jpg --reference_neutral=smile_neutral.jpg --output=out.png
 """
 
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+from PIL import Image  # noqa: E402
 
+from leed_tf import cli  # noqa: E402
 from leed_tf.inference import editor as editor_lib  # noqa: E402
-from leed_tf.inference.files import edit_paths  # noqa: E402
+from leed_tf.inference.files import edit_paths, list_images  # noqa: E402
 from leed_tf.config import OUTPUT_FORMS  # noqa: E402
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run folder of the model.")
@@ -53,10 +56,55 @@ _OUTPUT_FORM = flags.DEFINE_enum("output_form", None, list(OUTPUT_FORMS),
                                  "synthetic default). An export keeps the form it was exported with.")
 
 
+def _check_flags():
+    """Bad flags fail here, before the model loads."""
+    if not math.isfinite(_INTENSITY.value) or _INTENSITY.value < 0:
+        raise ValueError(f"--intensity: must be a finite number >= 0 (0 = neutral, 1 = the reference's), "
+                         f"got {_INTENSITY.value}.")
+    for flag, path in (("--saved_model", _SAVED_MODEL.value),
+                       ("--input", _INPUT.value), ("--reference", _REFERENCE.value),
+                       ("--input_neutral", _INPUT_NEUTRAL.value),
+                       ("--reference_neutral", _REFERENCE_NEUTRAL.value), ("--expression_bank", _BANK.value)):
+        if path is not None and not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such file or folder (given as {flag}).")
+    _check_neutral_sizes("--input", _INPUT.value, "--input_neutral", _INPUT_NEUTRAL.value)
+    _check_neutral_sizes("--reference", _REFERENCE.value, "--reference_neutral", _REFERENCE_NEUTRAL.value)
+
+
+def _check_neutral_sizes(flag, images, neutral_flag, neutrals):
+    """A real neutral face is a photo taken like its image: the same size
+    (the same face crop is cut from both)."""
+    if images is None or neutrals is None:
+        return
+    files, neutral_files = list_images(images), list_images(neutrals)
+    if len(neutral_files) == 1:
+        pairs = [(f, neutral_files[0]) for f in files]
+    elif len(neutral_files) == len(files):
+        pairs = list(zip(files, neutral_files))
+    else:
+        return  # edit_paths reports the count mismatch.
+    for image, neutral in pairs:
+        size, neutral_size = _image_size(image), _image_size(neutral)
+        if size and neutral_size and size != neutral_size:
+            raise ValueError(f"{neutral}: neutral face of {neutral_size[0]}x{neutral_size[1]} pixels for "
+                             f"{image} of {size[0]}x{size[1]} ({neutral_flag} for {flag}); give a photo "
+                             f"of the same size.")
+
+
+def _image_size(path):
+    """(width, height) from the header, or None (a bad file is reported when it is decoded)."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:
+        return None
+
+
 def main(argv):
     del argv
     if (_RUN_DIR.value is None) == (_SAVED_MODEL.value is None):
         raise app.UsageError("Give exactly one of --run_dir or --saved_model.")
+    _check_flags()
     options = dict(expression_bank=_BANK.value, crop=_CROP.value, detect_face=_DETECT_FACE.value)
     editor = (editor_lib.Editor.from_run_dir(_RUN_DIR.value, output_form=_OUTPUT_FORM.value, **options)
               if _RUN_DIR.value
@@ -70,4 +118,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

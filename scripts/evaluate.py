@@ -17,8 +17,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
+from leed_tf import cli  # noqa: E402
 from leed_tf.evaluation import classifiers, evaluate, fid  # noqa: E402
 
 _RUN_DIR = flags.DEFINE_string("run_dir", "runs/synthetic", "Run folder to evaluate.")
@@ -60,4 +61,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -13,8 +13,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
+from leed_tf import cli  # noqa: E402
 from leed_tf.inference import export  # noqa: E402
 
 _RUN_DIR = flags.DEFINE_string("run_dir", "runs/synthetic", "Run folder to export.")
@@ -40,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -17,6 +17,8 @@ import sys
 import time
 
 from absl import app, flags
+
+from leed_tf import cli
 from PIL import Image
 
 from leed_tf.data import synthetic
@@ -62,4 +64,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

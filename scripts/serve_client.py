@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from leed_tf import cli  # noqa: E402
 from leed_tf.inference import clients  # noqa: E402
 
 _INPUT = flags.DEFINE_string("input", None, "Input image (JPEG or PNG).", required=True)
@@ -47,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

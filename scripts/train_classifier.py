@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from leed_tf import cli  # noqa: E402
 from leed_tf import config as config_lib  # noqa: E402
 from leed_tf.evaluation import classifiers  # noqa: E402
 from leed_tf.run_folder import RunFolder  # noqa: E402
@@ -63,4 +64,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)
