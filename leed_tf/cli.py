@@ -11,7 +11,7 @@ traceback instead (still exit status 2). Ctrl-C prints one line and exits
 with 130. ``SystemExit`` passes through untouched.
 
 Only the exception types the code raises *for bad input* are caught (see
-``_input_errors``): ``OSError``'s file kinds, ``ValueError`` (which covers
+``input_errors``): ``OSError``'s file kinds, ``ValueError`` (which covers
 ``BadImageError`` and ``UnknownExpressionError``), ``KeyError``, PIL's
 ``UnidentifiedImageError`` / ``DecompressionBombError``, TensorFlow's
 ``InvalidArgumentError`` / ``NotFoundError`` and absl's ``UsageError`` and
@@ -46,7 +46,7 @@ _PROJECT_ERRORS = (("leed_tf.inference.clients", "ServingError"),
                    ("leed_tf.training.base", "NonFiniteLossError"))
 
 
-def _input_errors() -> tuple[type[BaseException], ...]:
+def input_errors() -> tuple[type[BaseException], ...]:
     """The exception types that mean bad input (see the module docstring)."""
     types: list[type[BaseException]] = [FileNotFoundError, NotADirectoryError, IsADirectoryError,
                                         PermissionError, ValueError, KeyError, app.UsageError,
@@ -120,7 +120,7 @@ def run(main: Callable[[list[str]], object]) -> None:
             return main(argv)
         except KeyboardInterrupt as e:
             _fail(e, "interrupted", EXIT_INTERRUPTED)
-        except _input_errors() as e:
+        except input_errors() as e:
             _fail(e, message(e), EXIT_BAD_INPUT)
 
     app.run(guarded, flags_parser=_parse_flags)

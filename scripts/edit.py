@@ -10,23 +10,27 @@
   # a named expression, half strength
   python scripts/edit.py --run_dir=runs/synthetic --input=me.jpg --expression=happy --intensity=0.5 \
       --output=out.png
+  # photos of any framing: align the face (dlib), edit it, paste it back into the whole photo
+  python scripts/edit.py --run_dir=runs/synthetic --input=photo.jpg --expression=happy --paste_back \
+      --output=photo_happy.png
   # a model trained with --neutral_source=dataset (no neutralizer) needs the real neutral faces
   python scripts/edit.py --run_dir=runs/x --input=me.jpg --input_neutral=me_neutral.jpg \
       --reference=smile.jpg --reference_neutral=smile_neutral.jpg --output=out.png
 """
 
-import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import math  # noqa: E402
+
 from absl import app, flags  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from leed_tf import cli  # noqa: E402
-from leed_tf.inference import editor as editor_lib  # noqa: E402
-from leed_tf.inference.files import edit_paths, list_images  # noqa: E402
 from leed_tf.config import OUTPUT_FORMS  # noqa: E402
+from leed_tf.inference import align  # noqa: E402
+from leed_tf.inference import editor as editor_lib  # noqa: E402
+from leed_tf.inference.files import edit_paths  # noqa: E402
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run folder of the model.")
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Or an exported SavedModel (a version folder, or "
@@ -44,6 +48,15 @@ _CROP = flags.DEFINE_enum("crop", "dataset", list(editor_lib.CROPS),
                           "Face crop: the data set's face box, or the centred square.")
 _DETECT_FACE = flags.DEFINE_boolean("detect_face", False, "Crop around the face OpenCV's Haar cascade "
                                     "finds (pip install 'opencv-python-headless<5').")
+_ALIGN = flags.DEFINE_boolean("align", False, "Frame each face like the training faces with dlib's landmarks "
+                               "(pip install -e '.[eval]'); images that already are S x S crops are used "
+                               "as they are.")
+_PASTE_BACK = flags.DEFINE_boolean("paste_back", False, "Write each input photo whole, at its size, with its "
+                                   "edited face pasted back (implies --align).")
+_FACES = flags.DEFINE_enum("faces", "largest", list(align.FACES), "With --paste_back: edit the largest face "
+                           "or all of them.")
+_LANDMARKS = flags.DEFINE_enum("landmarks", "5", [str(n) for n in align.LANDMARKS],
+                               "dlib's landmark model used to align: 5 or 68 points.")
 
 _INPUT_NEUTRAL = flags.DEFINE_string("input_neutral", None, "Models trained with --neutral_source=dataset "
                                      "(no neutralizer): the inputs' real neutral faces, a file or a folder "
@@ -67,37 +80,12 @@ def _check_flags():
                        ("--reference_neutral", _REFERENCE_NEUTRAL.value), ("--expression_bank", _BANK.value)):
         if path is not None and not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such file or folder (given as {flag}).")
-    _check_neutral_sizes("--input", _INPUT.value, "--input_neutral", _INPUT_NEUTRAL.value)
-    _check_neutral_sizes("--reference", _REFERENCE.value, "--reference_neutral", _REFERENCE_NEUTRAL.value)
-
-
-def _check_neutral_sizes(flag, images, neutral_flag, neutrals):
-    """A real neutral face is a photo taken like its image: the same size
-    (the same face crop is cut from both)."""
-    if images is None or neutrals is None:
-        return
-    files, neutral_files = list_images(images), list_images(neutrals)
-    if len(neutral_files) == 1:
-        pairs = [(f, neutral_files[0]) for f in files]
-    elif len(neutral_files) == len(files):
-        pairs = list(zip(files, neutral_files))
-    else:
-        return  # edit_paths reports the count mismatch.
-    for image, neutral in pairs:
-        size, neutral_size = _image_size(image), _image_size(neutral)
-        if size and neutral_size and size != neutral_size:
-            raise ValueError(f"{neutral}: neutral face of {neutral_size[0]}x{neutral_size[1]} pixels for "
-                             f"{image} of {size[0]}x{size[1]} ({neutral_flag} for {flag}); give a photo "
-                             f"of the same size.")
-
-
-def _image_size(path):
-    """(width, height) from the header, or None (a bad file is reported when it is decoded)."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except Exception:
-        return None
+    if (_ALIGN.value or _PASTE_BACK.value) and (_DETECT_FACE.value or _CROP.present):
+        raise app.UsageError("--align and --paste_back frame faces by their landmarks; they do not "
+                             "combine with --detect_face or --crop.")
+    if _PASTE_BACK.value and (_EXPRESSIONS.value or _SHEET.value):
+        raise app.UsageError("--paste_back writes one whole photo per edit; it does not combine with "
+                             "--expressions or --sheet.")
 
 
 def main(argv):
@@ -105,15 +93,16 @@ def main(argv):
     if (_RUN_DIR.value is None) == (_SAVED_MODEL.value is None):
         raise app.UsageError("Give exactly one of --run_dir or --saved_model.")
     _check_flags()
-    options = dict(expression_bank=_BANK.value, crop=_CROP.value, detect_face=_DETECT_FACE.value)
+    options = dict(expression_bank=_BANK.value, crop=_CROP.value, detect_face=_DETECT_FACE.value,
+                   align=_ALIGN.value or _PASTE_BACK.value, landmarks=int(_LANDMARKS.value))
     editor = (editor_lib.Editor.from_run_dir(_RUN_DIR.value, output_form=_OUTPUT_FORM.value, **options)
               if _RUN_DIR.value
               else editor_lib.Editor.from_saved_model(_SAVED_MODEL.value, **options))
     written = edit_paths(editor, _INPUT.value, _OUTPUT.value, references=_REFERENCE.value,
-                                    expression=_EXPRESSION.value, expressions=_EXPRESSIONS.value,
-                                    intensity=_INTENSITY.value, sheet=_SHEET.value,
-                                    input_neutrals=_INPUT_NEUTRAL.value,
-                                    reference_neutrals=_REFERENCE_NEUTRAL.value)
+                         expression=_EXPRESSION.value, expressions=_EXPRESSIONS.value,
+                         intensity=_INTENSITY.value, sheet=_SHEET.value,
+                         input_neutrals=_INPUT_NEUTRAL.value, reference_neutrals=_REFERENCE_NEUTRAL.value,
+                         paste_back=_PASTE_BACK.value, faces=_FACES.value)
     print(f"Wrote {len(written)} file(s): {', '.join(written[:5])}{' ...' if len(written) > 5 else ''}")
 
 

@@ -3,6 +3,7 @@
   python scripts/export.py --run_dir=runs/synthetic                 # -> saved_models/leed/<next version>/
   python scripts/export.py --run_dir=runs/rafd --export_dir=saved_models/leed --version=3
   python scripts/export.py --run_dir=runs/rafd --expression_bank=rafd_bank.npz
+  python scripts/export.py --run_dir=runs/synthetic --face_template   # + the face template (dlib)
 
 Serve it with ``docker run -p 8501:8501 -p 8500:8500 --mount
 type=bind,source=$PWD/saved_models/leed,target=/models/leed -e MODEL_NAME=leed
@@ -32,11 +33,16 @@ _OUTPUT_FORM = flags.DEFINE_enum("output_form", None, list(export.OUTPUT_FORMS),
                                  "Dec(z_self), which keeps the detail the decoder cannot reproduce. "
                                  "Default: the run's setting (residual for the synthetic default).")
 
+_FACE_TEMPLATE = flags.DEFINE_boolean("face_template", False, "Measure the run's face template (the training "
+                                      "faces' landmarks, for aligning photos; needs dlib) if it has none, "
+                                      "and export it. A template the run has is always exported.")
+
 
 def main(argv):
     del argv
     path = export.export_run(_RUN_DIR.value, _EXPORT_DIR.value, version=_VERSION.value,
-                             expression_bank=_BANK.value, output_form=_OUTPUT_FORM.value)
+                             expression_bank=_BANK.value, output_form=_OUTPUT_FORM.value,
+                             face_template=_FACE_TEMPLATE.value)
     print(f"Exported {_RUN_DIR.value} to {path}")
 
 

@@ -176,6 +176,67 @@ def _to_rgb(img: Image.Image, name: str) -> Image.Image:
     return Image.fromarray(rgb.astype(np.uint8), "RGB")
 
 
+def _open(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, int]:
+    """The opened (not yet decoded) image and its EXIF orientation, after
+    the checks every decoder makes: not empty, readable, within
+    ``max_pixels`` (read from the header, before any pixel is decoded)."""
+    if not data:
+        raise BadImageError(name, "empty file (0 bytes)")
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        # PIL's own guard (2 x Image.MAX_IMAGE_PIXELS) fires on the header
+        # before ours can; report it in the same words.
+        raise BadImageError(name, f"image exceeds the limit of {max_pixels / 1e6:.1f} "
+                            f"megapixels ({e})") from None
+    except Exception as e:  # PIL raises many types for garbage input.
+        raise BadImageError(name, f"not a readable image ({type(e).__name__}: {e})") from None
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        img.close()
+        raise BadImageError(name, f"invalid image size {width}x{height}")
+    if width * height > max_pixels:
+        img.close()
+        raise BadImageError(
+            name, f"image of {width}x{height} = {width * height / 1e6:.1f} megapixels "
+            f"exceeds the limit of {max_pixels / 1e6:.1f} megapixels")
+    try:
+        orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # A malformed EXIF block must not cost the image.
+        orientation = 1
+    return img, orientation if orientation in _UPRIGHT else 1
+
+
+def decode_photo(data: bytes, *, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decodes a whole image, upright and RGB at its full size (what face
+    alignment, ``leed_tf.inference.align``, starts from).
+
+    The same checks and conversions as ``decode_image``, without crop or
+    resize.
+
+    Returns:
+      ``uint8 [H, W, 3]``.
+
+    Raises:
+      BadImageError: Empty, corrupt, truncated or non-image data, or an
+        image over ``max_pixels``.
+    """
+    img, orientation = _open(data, name, max_pixels)
+    with img:
+        try:
+            img.load()
+        except Exception as e:  # Truncated data, bad Huffman codes, ...
+            raise BadImageError(name, f"cannot decode ({type(e).__name__}: {e})") from None
+        try:
+            upright = img.transpose(_UPRIGHT[orientation]) if orientation != 1 else img
+            rgb = _to_rgb(upright, name)
+        except BadImageError:
+            raise
+        except Exception as e:
+            raise BadImageError(name, f"cannot convert ({type(e).__name__}: {e})") from None
+        return np.array(rgb, np.uint8)
+
+
 def decode_image(data: bytes, box: Sequence[int] | None = None, size: int = 128, *,
                  name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decodes an encoded image into an upright, cropped, square RGB face.
@@ -202,31 +263,9 @@ def decode_image(data: bytes, box: Sequence[int] | None = None, size: int = 128,
         raise ValueError(f"size must be positive, got {size}.")
     if box is not None:
         box = _check_box(box)
-    if not data:
-        raise BadImageError(name, "empty file (0 bytes)")
-    try:
-        img = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as e:
-        # PIL's own guard (2 x Image.MAX_IMAGE_PIXELS) fires on the header
-        # before ours can; report it in the same words.
-        raise BadImageError(name, f"image exceeds the limit of {max_pixels / 1e6:.1f} "
-                            f"megapixels ({e})") from None
-    except Exception as e:  # PIL raises many types for garbage input.
-        raise BadImageError(name, f"not a readable image ({type(e).__name__}: {e})") from None
+    img, orientation = _open(data, name, max_pixels)
     with img:
         width, height = img.size
-        if width <= 0 or height <= 0:
-            raise BadImageError(name, f"invalid image size {width}x{height}")
-        if width * height > max_pixels:
-            raise BadImageError(
-                name, f"image of {width}x{height} = {width * height / 1e6:.1f} megapixels "
-                f"exceeds the limit of {max_pixels / 1e6:.1f} megapixels")
-        try:
-            orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
-        except Exception:  # A malformed EXIF block must not cost the image.
-            orientation = 1
-        if orientation not in _UPRIGHT:
-            orientation = 1
         upright = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
         if box is None:
             box = center_square_box(*upright)

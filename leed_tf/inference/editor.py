@@ -20,13 +20,20 @@ square; an image that already is 128 x 128 is taken as a face crop and used
 as it is. ``detect_face=True`` crops around the face found by OpenCV's Haar
 cascade instead (``pip install 'opencv-python-headless<5'``).
 
+``align=True`` frames each face as the training faces were framed instead:
+dlib's landmarks, warped onto the run's ``FaceTemplate``
+(``leed_tf.inference.align``; ``pip install -e '.[eval]'``). Then
+``edit_photo`` edits the faces of a photo of any size and pastes them back::
+
+    editor = Editor.from_run_dir("runs/synthetic", align=True)
+    photo = editor.edit_photo("group.jpg", expression="happy", faces="all")  # uint8 [H, W, 3]
+
 Files and folders (the command line's path, sheets of edits):
 ``leed_tf.inference.files``.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 
@@ -35,19 +42,18 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 
 from leed_tf.config import Config
-from leed_tf.data.images import BadImageError, decode_image, uint8_from_01, uint8_to_01
+from leed_tf.data.images import BadImageError, decode_image, decode_photo, uint8_from_01, uint8_to_01
+from leed_tf.inference import align as align_lib
 from leed_tf.inference import export
 from leed_tf.inference.expression_bank import ExpressionBank
+# detect_face_box and is_single are imported from here by callers too.
+from leed_tf.inference.inputs import (FACE_SCALE, describe, detect_face_box, is_single, load_photo,
+                                      peek_size, png_bytes, source_size)
 from leed_tf.run_folder import RunFolder
 
 CROPS = ("dataset", "center")
 RETURN_TYPES = ("uint8", "float", "pil")  # what the edit methods return, by ``output``
-# Haar boxes cover brows to chin; the training crops also hold hair and neck.
-FACE_SCALE = 2.0
-FACE_SHIFT = 0.1
 _RANGE_TOLERANCE = 1e-3
-_OPENCV_HINT = ("Face detection needs OpenCV: pip install 'opencv-python-headless<5' "
-                "(or pip install -e '.[face]').")
 
 
 class Editor:
@@ -65,13 +71,21 @@ class Editor:
       detect_face: Crop around the largest face OpenCV finds.
       face_scale: Side of the face-detection crop over the detected box's.
       batch_size: Images per call of the graph.
+      align: Align every face that is not already an S x S crop with dlib's
+        landmarks (the largest face of each image); needs ``template``.
+      template: The training faces' ``FaceTemplate`` (``from_run_dir`` and
+        ``from_saved_model`` pass the run's or the export's).
+      landmarks: 5 or 68, dlib's landmark model used for alignment.
     """
 
     def __init__(self, model, *, metadata: dict | None = None, config: Config | None = None,
                  bank: ExpressionBank | None = None, crop: str = "dataset", detect_face: bool = False,
-                 face_scale: float = FACE_SCALE, batch_size: int = 16):
+                 face_scale: float = FACE_SCALE, batch_size: int = 16, align: bool = False,
+                 template: align_lib.FaceTemplate | None = None, landmarks: int = 5):
         if crop not in CROPS:
             raise ValueError(f"crop must be one of {CROPS}, got {crop!r}.")
+        if align and detect_face:
+            raise ValueError("Give align (dlib's landmarks) or detect_face (OpenCV's box), not both.")
         self._live = isinstance(model, export.LeedServingModule)
         self.model = model
         self.metadata = model.metadata() if self._live else dict(metadata or {})
@@ -93,6 +107,15 @@ class Editor:
         self.bank = bank
         self.crop, self.detect_face, self.face_scale = crop, detect_face, face_scale
         self.batch_size = max(1, int(batch_size))
+        self.aligner = None
+        if align:
+            if template is None:
+                raise ValueError("align=True needs the training faces' face template (face_template.json "
+                                 "of the run folder or of the export's assets).")
+            if template.image_size != self.image_size:
+                raise ValueError(f"The face template is for {template.image_size}-pixel faces, this model's "
+                                 f"are {self.image_size}.")
+            self.aligner = align_lib.FaceAligner(template, landmarks)
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -109,12 +132,16 @@ class Editor:
             ``neutral_residual`` (``N_in + Dec(z_out) - Dec(z_nn)``; see
             ``leed_tf.inference.export.LeedServingModule``); default the run's
             ``output_form`` setting.
-          **options: ``crop``, ``detect_face``, ``face_scale``, ``batch_size``.
+          **options: ``crop``, ``detect_face``, ``face_scale``, ``batch_size``,
+            ``align``, ``landmarks``. With ``align``, the run's face template
+            (``align.template_for_run``: measured on its training faces once).
 
         Raises:
           FileNotFoundError: no config or a stage without checkpoint.
         """
         restored = export.restore_networks(run_dir)
+        if options.get("align") and "template" not in options:
+            options["template"] = align_lib.template_for_run(run_dir)
         default = RunFolder(run_dir).bank_path
         bank = _as_bank(expression_bank if expression_bank is not None else
                         (default if os.path.exists(default) else None))
@@ -140,6 +167,13 @@ class Editor:
             metadata = json.load(f)
         config_path = os.path.join(path, "assets", export.CONFIG_ASSET)
         config = Config.load(config_path) if os.path.exists(config_path) else None
+        template_path = os.path.join(path, "assets", export.TEMPLATE_ASSET)
+        if options.get("align") and "template" not in options:
+            if not os.path.exists(template_path):
+                raise ValueError(f"{path} has no assets/{export.TEMPLATE_ASSET} (the training faces' "
+                                 f"framing) to align faces to; export the run again with "
+                                 f"scripts/export.py --face_template.")
+            options["template"] = align_lib.FaceTemplate.load(template_path)
         return cls(tf.saved_model.load(path), metadata=metadata, config=config,
                    bank=_as_bank(expression_bank), **options)
 
@@ -170,6 +204,9 @@ class Editor:
         if (reference is None) == (expression is None):
             raise ValueError("Give exactly one of reference (an image) or expression (a name of the "
                              f"bank: {', '.join(self.bank.names) or 'the bank is empty'}).")
+        self.check_neutral_sizes(input, input_neutral, "input_neutral")
+        if reference is not None:
+            self.check_neutral_sizes(reference, reference_neutral, "reference_neutral")
         images, single = self.load_images(input)
         neutrals = self._neutrals(input_neutral, "input_neutral")
         if expression is not None:
@@ -221,6 +258,7 @@ class Editor:
           input_neutral: Real neutral faces (models without neutralizer).
           output: See ``edit``.
         """
+        self.check_neutral_sizes(input, input_neutral, "input_neutral")
         images, single = self.load_images(input)
         codes = np.asarray(codes, np.float32)
         if codes.shape[-3:] != self.code_shape:
@@ -265,6 +303,53 @@ class Editor:
         if weights.ndim == 0:
             return results[0]
         return results if output == "pil" else np.stack(results)
+
+    def edit_photo(self, photo, reference=None, *, expression=None, intensity=1.0, input_neutral=None,
+                   reference_neutral=None, faces: str = "largest", feather: float | None = None) -> np.ndarray:
+        """A whole photo with its face(s) edited and pasted back (``align=True``).
+
+        The faces are aligned (``align.FaceAligner``), edited as ``edit``
+        edits them, and blended back through the inverse warp with a
+        feathered mask (``align.paste_back``): pixels outside the mask keep
+        their values bit for bit.
+
+        Args:
+          photo: One image of any size (path, bytes, PIL image or array).
+          reference: See ``edit``; references are aligned too.
+          expression: See ``edit``.
+          intensity: See ``edit``.
+          input_neutral: The input's real neutral photo (models without
+            neutralizer), aligned by its own landmarks; one face only.
+          reference_neutral: Likewise for the reference.
+          faces: ``largest`` or ``all``.
+          feather: Width of the mask's ramp in crop pixels (default S / 8).
+
+        Returns:
+          ``uint8 [H, W, 3]``, the photo's size (a photo that already is an
+          S x S face crop gives its edit).
+
+        Raises:
+          BadImageError: an unreadable photo, or no face in it (naming it).
+        """
+        if self.aligner is None:
+            raise ValueError("Pasting edited faces back needs alignment: an Editor with align=True "
+                             "(scripts/edit.py --align).")
+        pixels, name = load_photo(photo)
+        if pixels is None:
+            pixels = uint8_from_01(self._load_one(photo))
+        edit = dict(expression=expression, intensity=intensity, input_neutral=input_neutral,
+                    reference_neutral=reference_neutral)
+        if pixels.shape[:2] == (self.image_size,) * 2:  # Already a face crop: the edit is the photo.
+            return self.edit(pixels, reference, **edit)
+        found = self.aligner.align(pixels, name, faces)
+        if len(found) > 1 and input_neutral is not None:
+            raise ValueError(f"{name}: {len(found)} faces, but one neutral photo; edit the faces of a "
+                             f"model without neutralizer one at a time (faces='largest').")
+        crops = uint8_to_01(np.stack([face.crop for face in found]))
+        edited = self.edit(crops, reference, **edit)
+        for face, result in zip(found, edited):
+            pixels = align_lib.paste_back(pixels, result, face, feather)
+        return pixels
 
     def neutralize(self, images, output: str = "uint8"):
         """G_neu's neutral face of each image."""
@@ -315,7 +400,7 @@ class Editor:
         if isinstance(image, (bytes, bytearray, memoryview)):
             return self._decode(bytes(image), "<bytes>")
         if isinstance(image, Image.Image):
-            return self._decode(_png_bytes(ImageOps.exif_transpose(image)), "<PIL image>")
+            return self._decode(png_bytes(ImageOps.exif_transpose(image)), "<PIL image>")
         if isinstance(image, np.ndarray):
             if np.issubdtype(image.dtype, np.floating):
                 if not np.all(np.isfinite(image)):
@@ -334,18 +419,45 @@ class Editor:
             if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (1, 3, 4)):
                 raise ValueError(f"An image array is [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]; "
                                  f"got shape {image.shape}.")
-            return self._decode(_png_bytes(Image.fromarray(np.squeeze(image, -1) if image.ndim == 3 and
+            return self._decode(png_bytes(Image.fromarray(np.squeeze(image, -1) if image.ndim == 3 and
                                                            image.shape[-1] == 1 else image)), "<array>")
         raise TypeError(f"Cannot read an image from a {type(image).__name__}; give a path, bytes, a PIL "
                         f"image or an array.")
 
     def _decode(self, data: bytes, name: str) -> np.ndarray:
         s = self.image_size
+        if self.aligner is not None and peek_size(data) != (s, s):
+            return uint8_to_01(self.aligner.align(decode_photo(data, name=name), name)[0].crop)
         if self.detect_face:
             box = detect_face_box(data, name, self.face_scale)
         else:
-            box = None if self.crop == "center" or _peek_size(data) == (s, s) else self.box
+            box = None if self.crop == "center" or peek_size(data) == (s, s) else self.box
         return uint8_to_01(decode_image(data, box, s, name=name))
+
+    def check_neutral_sizes(self, images, neutrals, what: str = "input_neutral") -> None:
+        """A real neutral face is cut from its photo as its image is (the same
+        face box or centred square), so the two must be of the same size.
+        Aligned or detected faces are framed by their own landmarks: any size.
+
+        Args:
+          images: Image(s), as ``edit`` takes them.
+          neutrals: Their neutral faces (one for all, or one per image).
+          what: The argument's name, for the message.
+
+        Raises:
+          ValueError: a neutral of another size than its image (naming both).
+        """
+        if neutrals is None or self.aligner is not None or self.detect_face:
+            return
+        image_list = [images] if is_single(images) else list(images)
+        neutral_list = [neutrals] if is_single(neutrals) else list(neutrals)
+        for image, neutral in zip(image_list, neutral_list * len(image_list) if len(neutral_list) == 1
+                                  else neutral_list):
+            size, neutral_size = source_size(image), source_size(neutral)
+            if size and neutral_size and size != neutral_size:
+                raise ValueError(f"{describe(neutral)}: neutral face of {neutral_size[0]}x{neutral_size[1]} "
+                                 f"pixels for {describe(image)} of {size[0]}x{size[1]} ({what}); give a photo "
+                                 f"of the same size (the same face crop is cut from both).")
 
     # -- plumbing -------------------------------------------------------------
     def _run(self, name: str, inputs: dict) -> dict:
@@ -402,30 +514,6 @@ def _as_bank(bank) -> ExpressionBank | None:
     return ExpressionBank.load(bank)
 
 
-def is_single(images) -> bool:
-    """Whether ``images`` is one image (a path, bytes, PIL image or [H, W(, C)] array), not a batch."""
-    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)):
-        return True
-    if isinstance(images, np.ndarray) or tf.is_tensor(images):
-        return len(images.shape) in (2, 3)
-    return False
-
-
-def _peek_size(data: bytes):
-    """Width and height from the header, or None if PIL cannot tell."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.size
-    except Exception:  # decode_image reports unreadable data properly.
-        return None
-
-
-def _png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def _common_batch(*named) -> int:
     sizes = {size for _, size in named if size != 1}
     if len(sizes) > 1:
@@ -457,51 +545,3 @@ def _format(images01: np.ndarray, single: bool, output: str):
         if output == "pil":
             result = [Image.fromarray(image) for image in result]
     return result[0] if single else result
-
-
-# ---------------------------------------------------------------- faces
-
-
-def detect_face_box(data: bytes, name: str = "<bytes>", scale: float = FACE_SCALE,
-                    shift: float = FACE_SHIFT) -> tuple[int, int, int, int]:
-    """A square crop around the largest face OpenCV's Haar cascade finds.
-
-    Args:
-      data: The encoded image.
-      name: Its name, for errors.
-      scale: Crop side over the detected box's side (Haar boxes span brows to
-        chin; the training crops include hair and neck).
-      shift: Upward shift of the crop's centre, in detected box heights.
-
-    Returns:
-      ``(top, left, bottom, right)`` in the upright image, for ``decode_image``.
-
-    Raises:
-      ImportError: OpenCV is not installed (with the install command).
-      BadImageError: unreadable image, or no face found.
-    """
-    try:
-        import cv2
-    except ImportError:
-        raise ImportError(_OPENCV_HINT) from None
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            grey = np.asarray(ImageOps.exif_transpose(img).convert("L"))
-    except Exception as e:
-        raise BadImageError(name, f"not a readable image ({type(e).__name__}: {e})") from None
-    height, width = grey.shape
-    factor = max(1.0, max(height, width) / 640.0)  # Detection on at most 640 px is enough.
-    if factor > 1.0:
-        grey = cv2.resize(grey, (round(width / factor), round(height / factor)), interpolation=cv2.INTER_AREA)
-    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
-    faces = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-    if len(faces) == 0:
-        raise BadImageError(name, "no face found by OpenCV's Haar cascade; crop the face yourself "
-                            "or do without face detection")
-    x, y, w, h = (float(v) * factor for v in max(faces, key=lambda f: f[2] * f[3]))
-    side = min(scale * max(w, h), width, height)
-    centre_x, centre_y = x + w / 2.0, y + h / 2.0 - shift * h
-    left = int(round(min(max(centre_x - side / 2.0, 0.0), width - side)))
-    top = int(round(min(max(centre_y - side / 2.0, 0.0), height - side)))
-    side = int(side)
-    return (top, left, top + side, left + side)

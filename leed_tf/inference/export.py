@@ -8,7 +8,9 @@ existing version.
 
 Assets: ``assets/config.json`` (the run's config), ``assets/expression_bank.npz``
 and ``assets/leed_export.json`` (what a client needs: image size, range, face
-box, code shape, signatures, expression names). The bank's names and codes are
+box, code shape, signatures, expression names), and ``assets/face_template.json``
+when the run has one (the training faces' landmarks, for aligning photos
+client-side: ``leed_tf.inference.align``). The bank's names and codes are
 also the variables ``expression_names`` and ``expression_codes`` of the loaded
 object. Loading needs TensorFlow only, not ``leed_tf``.
 """
@@ -26,6 +28,7 @@ from absl import logging
 
 from leed_tf.config import OUTPUT_FORMS, Config  # noqa: F401 (OUTPUT_FORMS: the forms an export offers)
 from leed_tf.data import records
+from leed_tf.inference import align
 from leed_tf.inference.expression_bank import ExpressionBank, build_expression_bank, labelled_faces
 from leed_tf.inference.serving_module import LeedServingModule
 from leed_tf.model import LeedNetworks, restore_stage
@@ -35,6 +38,7 @@ DEFAULT_EXPORT_BASE = os.path.join("saved_models", "leed")
 CONFIG_ASSET = CONFIG_FILE
 BANK_ASSET = BANK_FILE  # the name it has in a run folder
 METADATA_ASSET = "leed_export.json"
+TEMPLATE_ASSET = align.TEMPLATE_FILE
 
 
 def face_box(config: Config):
@@ -150,8 +154,10 @@ def export_networks(nets: LeedNetworks, export_base: str = DEFAULT_EXPORT_BASE, 
 
 
 def save_module(module: LeedServingModule, export_base: str, *, version: int | None = None,
-                config: Config | None = None, source: str = "") -> str:
-    """Writes ``module`` with its signatures and assets, atomically.
+                config: Config | None = None, source: str = "",
+                template: align.FaceTemplate | None = None) -> str:
+    """Writes ``module`` with its signatures and assets, atomically
+    (``template``: the face template, an asset when given).
 
     The SavedModel is written into a hidden temporary folder beside the
     versions and renamed into place, so TF Serving (which polls the folder)
@@ -177,6 +183,8 @@ def save_module(module: LeedServingModule, export_base: str, *, version: int | N
         module.config_file = tf.saved_model.Asset(os.path.join(assets, CONFIG_ASSET))
         module.expression_bank_file = tf.saved_model.Asset(os.path.join(assets, BANK_ASSET))
         module.metadata_file = tf.saved_model.Asset(os.path.join(assets, METADATA_ASSET))
+        if template is not None:
+            module.face_template_file = tf.saved_model.Asset(template.save(os.path.join(assets, TEMPLATE_ASSET)))
         target = os.path.join(staging, "model")
         absl_level = logging.get_absl_logger().level
         try:
@@ -194,7 +202,8 @@ def save_module(module: LeedServingModule, export_base: str, *, version: int | N
 
 
 def export_run(run_dir: str, export_base: str = DEFAULT_EXPORT_BASE, *, version: int | None = None,
-               expression_bank: str | ExpressionBank | None = None, output_form: str | None = None) -> str:
+               expression_bank: str | ExpressionBank | None = None, output_form: str | None = None,
+               face_template: bool = False) -> str:
     """Exports a trained run folder.
 
     Args:
@@ -208,11 +217,17 @@ def export_run(run_dir: str, export_base: str = DEFAULT_EXPORT_BASE, *, version:
       output_form: ``decoded`` (the paper's), ``residual`` or
         ``neutral_residual`` (see ``LeedServingModule``); default the run's
         ``output_form`` setting.
+      face_template: Measure the run's face template if it has none yet
+        (``align.template_for_run``, needs dlib); a template the run has is
+        always exported.
 
     Returns:
       The version folder written.
     """
     restored = restore_networks(run_dir)
+    template_path = RunFolder(run_dir).file(align.TEMPLATE_FILE)
+    template = (align.template_for_run(run_dir) if face_template
+                else align.FaceTemplate.load(template_path) if os.path.exists(template_path) else None)
     config = restored.config
     output_form = output_form or config.output_form
     module = LeedServingModule(restored.nets, has_neutralizer=restored.has_neutralizer,
@@ -222,7 +237,7 @@ def export_run(run_dir: str, export_base: str = DEFAULT_EXPORT_BASE, *, version:
         module = LeedServingModule(restored.nets, has_neutralizer=restored.has_neutralizer,
                                    box=face_box(config), bank=bank, output_form=output_form)
     return save_module(module, export_base, version=version, config=config,
-                       source=os.path.abspath(run_dir))
+                       source=os.path.abspath(run_dir), template=template)
 
 
 def _bank_for_run(run_dir, config, module, expression_bank):

@@ -1,5 +1,5 @@
 """Editing image files and folders with an ``Editor`` (what scripts/edit.py
-runs), and sheets of edits."""
+runs), whole photos with their faces pasted back, and sheets of edits."""
 
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def triplet_sheet(inputs, references, results) -> np.ndarray:
 def edit_paths(editor: Editor, inputs: str, output: str, *, references: str | None = None,
                expression: str | None = None, expressions: Sequence[str] | None = None,
                intensity: float = 1.0, sheet: str | None = None, input_neutrals: str | None = None,
-               reference_neutrals: str | None = None) -> list[str]:
+               reference_neutrals: str | None = None, paste_back: bool = False,
+               faces: str = "largest") -> list[str]:
     """What ``scripts/edit.py`` does, on files and folders.
 
     Args:
@@ -93,9 +94,17 @@ def edit_paths(editor: Editor, inputs: str, output: str, *, references: str | No
         neutral faces, a file (for every input) or a folder (one per input,
         in the same sorted order).
       reference_neutrals: Likewise for the references.
+      paste_back: Write each input photo whole, at its size, its face(s)
+        edited and pasted back (``Editor.edit_photo``; needs an editor with
+        ``align=True``).
+      faces: With ``paste_back``: ``largest`` or ``all``.
 
     Returns:
       The files written.
+
+    Raises:
+      ValueError: conflicting arguments, a neutral face of another size than
+        its image (without alignment), unknown expressions, before any edit.
     """
     chosen = sum(x is not None for x in (references, expression, expressions))
     if chosen != 1:
@@ -104,24 +113,43 @@ def edit_paths(editor: Editor, inputs: str, output: str, *, references: str | No
                                                                   and reference_neutrals is None)):
         raise ValueError(f"{NO_NEUTRALIZER} Give the real neutral faces of the inputs "
                          f"(--input_neutral) and of the references (--reference_neutral).")
+    if paste_back and (expressions is not None or sheet):
+        raise ValueError("paste_back writes one whole photo per edit; it does not make sheets "
+                         "(--expressions, --sheet).")
     input_files = list_images(inputs)
     neutral_of = _aligned(input_files, input_neutrals, "input neutrals")
+    _check_sizes(editor, neutral_of, "input neutral")
     if expressions is not None:
         names = list(editor.expression_names) if list(expressions) == ["all"] else list(expressions)
         for name in names:
             editor.bank.code(name)  # Unknown names fail before any work.
         neutrals = [neutral_of[f] for f in input_files] if neutral_of else None
         return [save_image(expression_sheet(editor, input_files, names, intensity, neutrals), output)]
+    reference_neutral_of = None
     if expression is not None:
         editor.bank.code(expression)
         pairs = [(i, None) for i in input_files]
     else:
         reference_files = list_images(references)
         reference_neutral_of = _aligned(reference_files, reference_neutrals, "reference neutrals")
+        _check_sizes(editor, reference_neutral_of, "reference neutral")
         pairs = [(i, r) for i in input_files for r in reference_files]
     one_file = os.path.splitext(output)[1].lower() in IMAGE_EXTENSIONS
     if one_file and len(pairs) > 1:
         raise ValueError(f"{len(pairs)} edits need an output folder, not the file {output}.")
+
+    def path_of(input_file, reference_file):
+        if one_file:
+            return output
+        tail = expression if expression is not None else _stem(reference_file)
+        return os.path.join(output, f"{_stem(input_file)}__{tail}.png")
+
+    if paste_back:
+        return [save_image(editor.edit_photo(i, r, expression=expression, intensity=intensity,
+                                             input_neutral=neutral_of[i] if neutral_of else None,
+                                             reference_neutral=reference_neutral_of[r]
+                                             if reference_neutral_of else None, faces=faces),
+                           path_of(i, r)) for i, r in pairs]
     written, crops, refs, results = [], [], [], []
     for start in range(0, len(pairs), editor.batch_size):
         chunk = pairs[start:start + editor.batch_size]
@@ -139,12 +167,7 @@ def edit_paths(editor: Editor, inputs: str, output: str, *, references: str | No
         crops.append(uint8_from_01(images))
         results.append(edited)
         for (input_file, reference_file), result in zip(chunk, edited):
-            if one_file:
-                path = output
-            else:
-                tail = expression if expression is not None else _stem(reference_file)
-                path = os.path.join(output, f"{_stem(input_file)}__{tail}.png")
-            written.append(save_image(result, path))
+            written.append(save_image(result, path_of(input_file, reference_file)))
     if sheet:
         if expression is not None:
             raise ValueError("A triplet sheet needs reference images.")
@@ -164,6 +187,12 @@ def _aligned(files: list[str], neutrals: str | None, what: str) -> dict | None:
         raise ValueError(f"Got {len(neutral_files)} {what} for {len(files)} images; give one file, or a "
                          f"folder with one per image (matched in sorted order).")
     return dict(zip(files, neutral_files))
+
+
+def _check_sizes(editor: Editor, neutral_of: dict | None, what: str) -> None:
+    """Every neutral face against its image's size (``Editor.check_neutral_sizes``)."""
+    for image, neutral in (neutral_of or {}).items():
+        editor.check_neutral_sizes(image, neutral, what)
 
 
 def _stem(path: str) -> str:
