@@ -2,6 +2,10 @@
 
 from setuptools import find_packages, setup
 
+DLIB = ["dlib-bin>=19.24", "face-recognition-models>=0.3"]
+DEMO = ["gradio>=5,<7"]
+PHOTOS = ["scikit-image>=0.22"]
+
 setup(
     name="leed_tf",
     version="0.1.0",
@@ -22,11 +26,22 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
-        # The suite runs on 2 workers (pytest.ini): the CI machine's 2 cores.
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100"],
-        "dev": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "ruff>=0.5"],
+        # The suite runs on 2 workers (pytest.ini): the CI machine's 2 cores. It
+        # tests alignment (dlib), the demo (gradio) in Chromium (selenium; the
+        # browser and its driver are Debian's, installed by .ci/run) on
+        # scikit-image's astronaut photo.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", *DLIB, *DEMO, *PHOTOS,
+                 "selenium>=4.10"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", *DLIB, *DEMO, *PHOTOS,
+                "selenium>=4.10", "ruff>=0.5"],
         "face": ["opencv-python-headless<5"],
-        # dlib's face embedding for identity similarity in scripts/evaluate.py.
-        "eval": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
+        # dlib's face embedding for identity similarity in scripts/evaluate.py,
+        # and its face detector and landmarks for aligning photos.
+        "eval": DLIB,
+        # scripts/demo.py, aligning faces when dlib is there.
+        "demo": [*DEMO, *DLIB],
+        # Real photos shipped by a package (skimage.data.astronaut), for trying
+        # alignment and paste-back (docs/usage.md).
+        "photos": PHOTOS,
     },
 )

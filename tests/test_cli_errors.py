@@ -86,6 +86,7 @@ def files(tmp_path_factory):
         "bomb.png": bomb_png(),
         "notes.png": b"These are my notes, not a picture.\n" * 20,
         "small_neutral.png": encoded(small, "PNG"),
+        "wall.png": encoded(np.full((300, 400, 3), 200, np.uint8), "PNG"),
     }
     for name, data in contents.items():
         (base / name).write_bytes(data)
@@ -154,6 +155,10 @@ def cases(files, run_dir, tmp) -> dict:
         "unknown benchmark": Case("scripts/benchmark.py", ["warp_speed"], "warp_speed"),
         "unknown classifier dataset": Case("scripts/train_classifier.py", [
             "--dataset=imagenet", f"--out={tmp}/clf"], "imagenet"),
+        "paste-back with a sheet": Case("scripts/edit.py", [f"--run_dir={tmp}", f"--input={f('face.png')}",
+                                                            "--expressions=all", "--paste_back"], "--paste_back"),
+        "demo of a missing run": Case("scripts/demo.py", [f"--run_dir={tmp}/no_run"], f"{tmp}/no_run"),
+        "demo without a model": Case("scripts/demo.py", [], "--run_dir"),
         # The trained run folder.
         "corrupt image bytes": Case("", edit("corrupt.png", "--expression=happy"), f("corrupt.png"), True),
         "empty file": Case("", edit("empty.png", "--expression=happy"), f("empty.png"), True),
@@ -168,6 +173,8 @@ def cases(files, run_dir, tmp) -> dict:
                                            no_weights, True),
         "bad reference image": Case("", edit("face.png", f"--reference={f('corrupt.png')}", neutrals[1]),
                                     f("corrupt.png"), True),
+        "no face to align": Case("", edit("wall.png", "--expression=happy", "--paste_back", neutral="wall.png"),
+                                 f"{f('wall.png')}: no face found", True),
     }
     for case in all_cases.values():
         if not case.script:
@@ -203,7 +210,8 @@ CASE_NAMES = ["unknown dataset", "bad stage name", "missing data_dir", "data_dir
               "export of a missing run", "unknown benchmark", "unknown classifier dataset",
               "corrupt image bytes", "empty file", "truncated PNG", "truncated JPEG", "decompression bomb",
               "text file as image", "unknown expression", "neutral of another size",
-              "run folder without weights", "bad reference image"]
+              "run folder without weights", "bad reference image", "paste-back with a sheet",
+              "demo of a missing run", "demo without a model", "no face to align"]
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)

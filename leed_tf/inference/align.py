@@ -238,6 +238,22 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], resample=
     return np.asarray(pil.transform(size, Image.AFFINE, tuple(inverse.reshape(-1)), resample=resample))
 
 
+def _crop(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The S x S crop ``warp`` cuts, with the photo's edge pixels repeated
+    where the crop reaches past the photo (black there would be a dark band
+    for the model to edit, and paste-back would bring its trace in)."""
+    height, width = photo.shape[:2]
+    corners = apply(invert(matrix), [(0, 0), (size, 0), (0, size), (size, size)])
+    low = np.maximum(0, np.ceil(-corners.min(axis=0)) + 2).astype(int)
+    high = np.maximum(0, np.ceil(corners.max(axis=0) - (width, height)) + 2).astype(int)
+    if not (low.any() or high.any()):
+        return warp(photo, matrix, (size, size))
+    padded = np.pad(photo, ((low[1], high[1]), (low[0], high[0]), (0, 0)), mode="edge")
+    shifted = matrix.copy()
+    shifted[:, 2] -= matrix[:, :2] @ low.astype(np.float64)  # padded xy = photo xy + low
+    return warp(padded, shifted, (size, size))
+
+
 def feather_mask(size: int, feather: float) -> np.ndarray:
     """``float32 [size, size]`` in [0, 1]: zero on the outer ``_MASK_MARGIN``
     pixels, one inside, a smooth ramp of ``feather`` pixels between."""
@@ -318,7 +334,7 @@ class FaceAligner:
         for box, score, points in _detect(photo, self.landmarks):
             fitted = points if self.landmarks == 5 else points[list(_STABLE_68)]
             matrix = similarity(fitted, target)
-            crop = warp(photo, matrix, (self.image_size, self.image_size))
+            crop = _crop(photo, matrix, self.image_size)
             faces.append(Face(box, score, points, matrix, crop))
         return faces
 
