@@ -44,18 +44,22 @@ MAX_FILE_SIZE = "25mb"
 _GALLERY = (("happy", "surprised"), ("sad", "happy"), ("angry", "disgusted"))
 
 
-class PhotoUpload(gr.Image):
+def photo_upload(**options) -> gr.Image:
     """Gradio's image upload, handing the uploaded file's path over unread:
     the editor decodes it, with the command line's checks and messages
     (``gr.Image`` would open it with PIL first, and a file that is no image
-    would fail there with Gradio's own message)."""
+    would fail there with Gradio's own message). Not a subclass: Gradio
+    writes a ``.pyi`` file beside every module that defines a component."""
+    upload = gr.Image(**options)
+    read = upload.preprocess
 
-    is_template = True  # Drawn by the frontend as a gr.Image.
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
             return payload.path
-        return super().preprocess(payload)
+        return read(payload)
+
+    upload.preprocess = preprocess
+    return upload
 
 
 def example_faces(editor: Editor, folder: str, seed: int = 0, first_subject: int = 10_000) -> list[list]:
@@ -164,13 +168,13 @@ def build_app(editor: Editor, examples_dir: str | None = None, title: str = "LEE
                     + (" This model has no neutralizer: give the neutral face of each photo too."
                        if needs_neutrals else ""))
         with gr.Row():
-            photo = PhotoUpload(label="Input photo", sources=["upload", "webcam", "clipboard"],
+            photo = photo_upload(label="Input photo", sources=["upload", "webcam", "clipboard"],
                              elem_id="input_photo", **upload)
-            photo_neutral = PhotoUpload(label="Input's neutral face", sources=["upload", "clipboard"],
+            photo_neutral = photo_upload(label="Input's neutral face", sources=["upload", "clipboard"],
                                      visible=needs_neutrals, elem_id="input_neutral", **upload)
-            reference = PhotoUpload(label="Reference photo", sources=["upload", "clipboard"],
+            reference = photo_upload(label="Reference photo", sources=["upload", "clipboard"],
                                  elem_id="reference_photo", **upload)
-            reference_neutral = PhotoUpload(label="Reference's neutral face", sources=["upload", "clipboard"],
+            reference_neutral = photo_upload(label="Reference's neutral face", sources=["upload", "clipboard"],
                                          visible=needs_neutrals, elem_id="reference_neutral", **upload)
         with gr.Row():
             expression = gr.Dropdown([REFERENCE, *editor.expression_names], value=REFERENCE,
