@@ -58,19 +58,28 @@ def astronaut():
     return skimage_data.astronaut()
 
 
-@pytest.fixture(scope="module")
-def template():
+def synthetic_template() -> align.FaceTemplate:
     faces = synthetic.render_face_set(4, seed=0, poses=(0.0,))
     return align.measure_template(faces.images, "4 synthetic identities")
 
 
-@pytest.fixture(scope="module")
-def editor(template):
+def aligning_editor(template: align.FaceTemplate, has_neutralizer: bool) -> Editor:
+    """An untrained width-1/16 model's editor that aligns faces."""
     config = synthetic_defaults()
     config.model.width = 0.0625
-    module = LeedServingModule(LeedNetworks(config.model), has_neutralizer=True, box=None, bank=None,
-                               output_form="decoded")
+    module = LeedServingModule(LeedNetworks(config.model), has_neutralizer=has_neutralizer, box=None,
+                               bank=None, output_form="decoded")
     return Editor(module, align=True, template=template)
+
+
+@pytest.fixture(scope="module")
+def template():
+    return synthetic_template()
+
+
+@pytest.fixture(scope="module")
+def editor(template):
+    return aligning_editor(template, has_neutralizer=True)
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,9 @@ The model is untrained (width 1/16) and has no neutralizer, like the
 synthetic default: every photo comes with its neutral face.
 """
 
-import io
 import shutil
 import socket
-import struct
 import urllib.request
-import zlib
 
 import numpy as np
 import pytest
@@ -27,41 +24,22 @@ from PIL import Image
 gr = pytest.importorskip("gradio", reason="the demo needs gradio (the demo and test extras)")
 skimage_data = pytest.importorskip("skimage.data", reason="the test photo is scikit-image's astronaut")
 
-from leed_tf.config import synthetic_defaults  # noqa: E402
 from leed_tf.data import synthetic  # noqa: E402
-from leed_tf.inference import align, demo  # noqa: E402
-from leed_tf.inference.editor import Editor  # noqa: E402
-from leed_tf.inference.serving_module import LeedServingModule  # noqa: E402
-from leed_tf.model import LeedNetworks  # noqa: E402
+from leed_tf.inference import demo  # noqa: E402
+from test_align import aligning_editor, synthetic_template  # noqa: E402
+from test_cli_errors import bomb_png, encoded  # noqa: E402
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 BROWSER_WAIT = 90  # seconds, for any one thing to appear in the page
 
 
 def png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def bomb_png(side: int = 20000) -> bytes:
-    """A 1-bit PNG claiming side x side pixels (400 megapixels), a few KB."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    rows = zlib.compress((b"\x00" + bytes((side + 7) // 8)) * side, 9)
-    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    return encoded(image, "PNG")
 
 
 @pytest.fixture(scope="module")
 def editor():
-    faces = synthetic.render_face_set(4, seed=0, poses=(0.0,))
-    template = align.measure_template(faces.images, "4 synthetic identities")
-    config = synthetic_defaults()
-    config.model.width = 0.0625
-    module = LeedServingModule(LeedNetworks(config.model), has_neutralizer=False, box=None, bank=None,
-                               output_form="decoded")
-    return Editor(module, align=True, template=template)
+    return aligning_editor(synthetic_template(), has_neutralizer=False)
 
 
 @pytest.fixture(scope="module")

@@ -238,12 +238,18 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], resample=
     return np.asarray(pil.transform(size, Image.AFFINE, tuple(inverse.reshape(-1)), resample=resample))
 
 
+def crop_corners(matrix: np.ndarray, size: int) -> np.ndarray:
+    """Where the corners of the S x S crop cut by ``matrix`` (photo -> crop)
+    lie in the photo, ``[4, 2]``."""
+    return apply(invert(matrix), [(0, 0), (size, 0), (0, size), (size, size)])
+
+
 def _crop(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """The S x S crop ``warp`` cuts, with the photo's edge pixels repeated
     where the crop reaches past the photo (black there would be a dark band
     for the model to edit, and paste-back would bring its trace in)."""
     height, width = photo.shape[:2]
-    corners = apply(invert(matrix), [(0, 0), (size, 0), (0, size), (size, size)])
+    corners = crop_corners(matrix, size)
     low = np.maximum(0, np.ceil(-corners.min(axis=0)) + 2).astype(int)
     high = np.maximum(0, np.ceil(corners.max(axis=0) - (width, height)) + 2).astype(int)
     if not (low.any() or high.any()):
@@ -285,7 +291,7 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, face: Face, feather: float
     feather = size / 8.0 if feather is None else feather
     height, width = photo.shape[:2]
     # Only the photo's part under the crop is resampled.
-    corners = apply(invert(face.matrix), [(0, 0), (size, 0), (0, size), (size, size)])
+    corners = crop_corners(face.matrix, size)
     left, top = (max(0, math.floor(v) - 1) for v in corners.min(axis=0))
     right, bottom = min(width, math.ceil(corners[:, 0].max()) + 1), min(height, math.ceil(corners[:, 1].max()) + 1)
     result = photo.copy()

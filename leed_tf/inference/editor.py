@@ -39,16 +39,16 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps
+from PIL import Image
 
 from leed_tf.config import Config
-from leed_tf.data.images import BadImageError, decode_image, decode_photo, uint8_from_01, uint8_to_01
+from leed_tf.data.images import decode_image, decode_photo, uint8_from_01, uint8_to_01
 from leed_tf.inference import align as align_lib
 from leed_tf.inference import export
 from leed_tf.inference.expression_bank import ExpressionBank
 # detect_face_box and is_single are imported from here by callers too.
-from leed_tf.inference.inputs import (FACE_SCALE, describe, detect_face_box, is_single, load_photo,
-                                      peek_size, png_bytes, source_size)
+from leed_tf.inference.inputs import (FACE_SCALE, describe, detect_face_box, encoded, is_single,
+                                      load_photo, peek_size, png_bytes, source_size)
 from leed_tf.run_folder import RunFolder
 
 CROPS = ("dataset", "center")
@@ -389,18 +389,9 @@ class Editor:
         s = self.image_size
         if tf.is_tensor(image):
             image = image.numpy()
-        if isinstance(image, (str, os.PathLike)):
-            path = os.fspath(image)
-            try:
-                with open(path, "rb") as f:
-                    data = f.read()
-            except OSError as e:
-                raise BadImageError(path, f"cannot read ({e.strerror or e})") from None
-            return self._decode(data, path)
-        if isinstance(image, (bytes, bytearray, memoryview)):
-            return self._decode(bytes(image), "<bytes>")
-        if isinstance(image, Image.Image):
-            return self._decode(png_bytes(ImageOps.exif_transpose(image)), "<PIL image>")
+        found = encoded(image)
+        if found is not None:
+            return self._decode(*found)
         if isinstance(image, np.ndarray):
             if np.issubdtype(image.dtype, np.floating):
                 if not np.all(np.isfinite(image)):

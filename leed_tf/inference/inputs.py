@@ -69,6 +69,27 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def encoded(image) -> tuple[bytes, str] | None:
+    """A path's, bytes' or PIL image's encoded bytes and name (PIL images
+    upright, as PNG); None for any other argument.
+
+    Raises:
+      BadImageError: a file that cannot be read (naming it).
+    """
+    if isinstance(image, (str, os.PathLike)):
+        path = os.fspath(image)
+        try:
+            with open(path, "rb") as f:
+                return f.read(), path
+        except OSError as e:
+            raise BadImageError(path, f"cannot read ({e.strerror or e})") from None
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return bytes(image), "<bytes>"
+    if isinstance(image, Image.Image):
+        return png_bytes(ImageOps.exif_transpose(image)), "<PIL image>"
+    return None
+
+
 def load_photo(image) -> tuple[np.ndarray | None, str]:
     """A whole image argument as ``uint8 [H, W, 3]`` upright RGB, and its
     name; ``None`` for arrays other than ``uint8 [H, W, 3]`` (the caller
@@ -77,23 +98,13 @@ def load_photo(image) -> tuple[np.ndarray | None, str]:
     Raises:
       BadImageError: an unreadable file or image (naming it).
     """
-    if isinstance(image, np.ndarray):
-        if image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3:
-            return image, "<array>"
-        return None, "<array>"
-    if isinstance(image, (str, os.PathLike)):
-        path = os.fspath(image)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise BadImageError(path, f"cannot read ({e.strerror or e})") from None
-        return decode_photo(data, name=path), path
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        return decode_photo(bytes(image), name="<bytes>"), "<bytes>"
-    if isinstance(image, Image.Image):
-        return decode_photo(png_bytes(ImageOps.exif_transpose(image)), name="<PIL image>"), "<PIL image>"
-    return None, describe(image)
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3:
+        return image, "<array>"
+    found = encoded(image)
+    if found is None:
+        return None, describe(image)
+    data, name = found
+    return decode_photo(data, name=name), name
 
 
 def detect_face_box(data: bytes, name: str = "<bytes>", scale: float = FACE_SCALE,
