@@ -118,6 +118,16 @@ def test_alignment_recovers_the_placement(editor, astronaut, angle, scale):
     assert np.hypot(*(found - align.apply(truth, [FACE_CENTRE])[0])) < 3.0
 
 
+def test_the_68_point_model_aligns_like_the_5_point_one(template, astronaut):
+    five = align.FaceAligner(template, 5).align(astronaut)[0]
+    sixty_eight = align.FaceAligner(template, 68).align(astronaut)[0]
+    assert len(sixty_eight.landmarks) == 68
+    assert abs(five.angle - sixty_eight.angle) < 2.0
+    assert sixty_eight.scale == pytest.approx(five.scale, rel=0.05)
+    centre = align.apply(five.matrix, [FACE_CENTRE])
+    assert np.hypot(*(align.apply(sixty_eight.matrix, [FACE_CENTRE]) - centre)[0]) < 4.0
+
+
 def test_paste_back_changes_only_the_mask_and_matches_the_direct_edit(editor, astronaut, reference):
     canvas = align.warp(astronaut, placement(15.0, 1.3), CANVAS)
     face = editor.aligner.align(canvas)[0]

@@ -13,6 +13,7 @@ The model is untrained (width 1/16) and has no neutralizer, like the
 synthetic default: every photo comes with its neutral face.
 """
 
+import copy
 import shutil
 import socket
 import urllib.request
@@ -117,6 +118,24 @@ def test_bad_input_is_one_message(app, editor, files, name):
         call(app, editor, files, **arguments)
     message = raised.value.message
     assert expected in message and "\n" not in message, message
+
+
+def test_the_python_api_refuses_a_neutral_of_another_size_without_alignment(app, editor, files, tmp_path):
+    """Editor and edit_paths check it (scripts/edit.py did, alone, before). ``app``
+    gives the editor its expression bank."""
+    from leed_tf.inference.files import edit_paths
+
+    unaligned = copy.copy(editor)
+    unaligned.aligner = None
+    face, small = str(files / "face.png"), str(files / "small_neutral.png")
+    with pytest.raises(ValueError, match="small_neutral.png: neutral face of 64x64 pixels for .*face.png"):
+        unaligned.edit(face, expression="happy", input_neutral=small)
+    with pytest.raises(ValueError, match="small_neutral.png: neutral face of 64x64"):
+        edit_paths(unaligned, face, str(tmp_path / "out.png"), expression="happy", input_neutrals=small)
+    assert not (tmp_path / "out.png").exists()
+    # Aligned, each photo is framed by its own landmarks: any size will do.
+    assert editor.edit(str(files / "astronaut.png"), expression="happy",
+                       input_neutral=str(files / "face.png")).shape == (128, 128, 3)
 
 
 # ---------------------------------------------------------------- the browser
