@@ -357,7 +357,7 @@ class FaceAligner:
             height, width = photo.shape[:2]
             raise BadImageError(name, f"no face found by dlib in the {width}x{height} image (faces "
                                       f"under ~40 px, turned far from the camera or tilted more "
-                                      f"than ~30 degrees are missed); crop the face yourself or edit "
+                                      f"than ~25 degrees are missed); crop the face yourself or edit "
                                       f"without --align")
         return found if faces == "all" else found[:1]
 
