@@ -128,10 +128,11 @@ def test_the_68_point_model_aligns_like_the_5_point_one(template, astronaut):
     assert np.hypot(*(align.apply(sixty_eight.matrix, [FACE_CENTRE]) - centre)[0]) < 4.0
 
 
-def test_paste_back_changes_only_the_mask_and_matches_the_direct_edit(editor, astronaut, reference):
+@pytest.mark.parametrize("change_only", [True, False])
+def test_paste_back_changes_only_the_mask_and_matches_the_direct_edit(editor, astronaut, reference, change_only):
     canvas = align.warp(astronaut, placement(15.0, 1.3), CANVAS)
     face = editor.aligner.align(canvas)[0]
-    result = editor.edit_photo(canvas, reference)
+    result = editor.edit_photo(canvas, reference, change_only=change_only)
     assert result.shape == canvas.shape and result.dtype == np.uint8
 
     # Outside: each pixel whose centre maps into the crop's outer pixel (or
@@ -145,12 +146,27 @@ def test_paste_back_changes_only_the_mask_and_matches_the_direct_edit(editor, as
     changed = np.any(result != canvas, axis=-1)
     assert changed.sum() > 0.5 * inside.sum()
 
-    # Inside: the pasted face, warped back to the crop, is the crop's own edit.
-    direct = editor.edit(face.crop, reference)
-    back = align.warp(result, face.matrix, (size, size))
+    # Inside: the pasted face, warped back to the crop, is the crop's own
+    # edit; with change_only, what the paste changed is what the edit changed.
+    direct = editor.edit(face.crop, reference).astype(int)
+    back = align.warp(result, face.matrix, (size, size)).astype(int)
+    if change_only:
+        back, direct = back - align.warp(canvas, face.matrix, (size, size)), direct - face.crop
     full = align.feather_mask(size, size / 8.0) >= 1.0
-    difference = np.abs(back.astype(int) - direct.astype(int))[full]
-    assert difference.mean() <= 1.5 and difference.max() <= 8, (difference.mean(), difference.max())
+    difference = np.abs(back - direct)[full]
+    # A change pushed past 0 or 255 by the photo's brighter or darker pixels
+    # is clipped there: a few values (5 of ~37,000 measured) differ by up to 12.
+    worst = np.percentile(difference, 99.9)
+    assert difference.mean() <= 1.5 and worst <= 8 and difference.max() <= 16, (
+        difference.mean(), worst, difference.max())
+
+
+def test_pasting_back_no_change_keeps_the_photo_bit_for_bit(editor, astronaut):
+    canvas = align.warp(astronaut, placement(15.0, 1.3), CANVAS)
+    face = editor.aligner.align(canvas)[0]
+    assert np.array_equal(align.paste_back(canvas, face.crop, face), canvas)
+    # The face itself, resampled to 128 x 128 and back, loses the photo's detail.
+    assert not np.array_equal(align.paste_back(canvas, face.crop, face, change_only=False), canvas)
 
 
 def test_largest_face_by_default_all_on_request(editor, astronaut, reference):

@@ -270,7 +270,8 @@ def feather_mask(size: int, feather: float) -> np.ndarray:
     return (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)  # smoothstep
 
 
-def paste_back(photo: np.ndarray, edited: np.ndarray, face: Face, feather: float | None = None) -> np.ndarray:
+def paste_back(photo: np.ndarray, edited: np.ndarray, face: Face, feather: float | None = None,
+               change_only: bool = True) -> np.ndarray:
     """The photo with ``edited`` (the edit of ``face.crop``) blended in.
 
     The edited S x S face goes back through the inverse of the alignment and
@@ -283,6 +284,10 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, face: Face, feather: float
       edited: ``uint8 [S, S, 3]``.
       face: The face, as ``FaceAligner.align`` gave it.
       feather: Width of the mask's ramp, crop pixels.
+      change_only: Add only the edit's change, ``edited - face.crop``, to the
+        photo, which keeps the photo's own resolution wherever the edit
+        changes nothing (a face larger than S pixels is not blurred to S).
+        False pastes the S x S face itself.
 
     Returns:
       ``uint8 [H, W, 3]``.
@@ -297,18 +302,25 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, face: Face, feather: float
     result = photo.copy()
     if right <= left or bottom <= top:
         return result
-    # Crop -> region: the inverse alignment, shifted to the region's corner.
-    to_region = invert(face.matrix)
-    to_region[:, 2] -= (left, top)
     region_size = (right - left, bottom - top)
-    pixels = warp(np.asarray(edited, np.uint8), to_region, region_size).astype(np.float32)
-    # Region -> crop, for sampling the mask (PIL's transform takes the output-to-input map).
-    to_crop = face.matrix_shifted(left, top)
-    mask_image = Image.fromarray(feather_mask(size, feather), mode="F")
-    mask = np.asarray(mask_image.transform(region_size, Image.AFFINE, tuple(to_crop.reshape(-1)),
-                                           resample=Image.BILINEAR), np.float32)
-    mask = np.clip(mask, 0.0, 1.0)[..., None]
+    # Region -> crop (PIL's transform takes the output-to-input map).
+    to_crop = tuple(face.matrix_shifted(left, top).reshape(-1))
+
+    def to_region(crop_image: np.ndarray, resample=Image.BICUBIC) -> np.ndarray:
+        """A float ``[S, S, C]`` crop-frame image resampled into the region
+        (bicubic for pixels, as ``warp``; bilinear for the mask, in [0, 1])."""
+        return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(channel), mode="F").transform(
+            region_size, Image.AFFINE, to_crop, resample=resample), np.float32)
+            for channel in np.moveaxis(crop_image.astype(np.float32), -1, 0)], axis=-1)
+
     region = photo[top:bottom, left:right].astype(np.float32)
+    mask = np.clip(to_region(feather_mask(size, feather)[..., None], Image.BILINEAR), 0.0, 1.0)
+    if change_only:
+        pixels = region + to_region(np.asarray(edited, np.float32) - face.crop.astype(np.float32))
+    else:
+        to_region_matrix = invert(face.matrix)
+        to_region_matrix[:, 2] -= (left, top)
+        pixels = warp(np.asarray(edited, np.uint8), to_region_matrix, region_size).astype(np.float32)
     blended = np.clip(np.rint(region + mask * (pixels - region)), 0, 255).astype(np.uint8)
     result[top:bottom, left:right] = np.where(mask > 0.0, blended, photo[top:bottom, left:right])
     return result

@@ -305,7 +305,8 @@ class Editor:
         return results if output == "pil" else np.stack(results)
 
     def edit_photo(self, photo, reference=None, *, expression=None, intensity=1.0, input_neutral=None,
-                   reference_neutral=None, faces: str = "largest", feather: float | None = None) -> np.ndarray:
+                   reference_neutral=None, faces: str = "largest", feather: float | None = None,
+                   change_only: bool = True) -> np.ndarray:
         """A whole photo with its face(s) edited and pasted back (``align=True``).
 
         The faces are aligned (``align.FaceAligner``), edited as ``edit``
@@ -323,6 +324,9 @@ class Editor:
           reference_neutral: Likewise for the reference.
           faces: ``largest`` or ``all``.
           feather: Width of the mask's ramp in crop pixels (default S / 8).
+          change_only: Add only the edit's change to the photo, which keeps
+            the photo's resolution where the edit changes nothing; False
+            pastes the S x S edited face itself (``align.paste_back``).
 
         Returns:
           ``uint8 [H, W, 3]``, the photo's size (a photo that already is an
@@ -348,7 +352,7 @@ class Editor:
         crops = uint8_to_01(np.stack([face.crop for face in found]))
         edited = self.edit(crops, reference, **edit)
         for face, result in zip(found, edited):
-            pixels = align_lib.paste_back(pixels, result, face, feather)
+            pixels = align_lib.paste_back(pixels, result, face, feather, change_only)
         return pixels
 
     def neutralize(self, images, output: str = "uint8"):
