@@ -28,6 +28,8 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # The StarGAN neutralizer's output and domains; the first of each is StarGAN's.
 STARGAN_OUTPUTS = ("direct", "attention")
 STARGAN_DOMAINS = ("expressions", "neutral_expressive")
+# The encoder: Table 3, or with batch normalisation (leed_tf.networks.encoder).
+ENCODER_NORMS = ("none", "batch")
 
 
 def canonical_dataset(name: str) -> str:
@@ -52,6 +54,10 @@ class ModelConfig:
         seed does not give it; 0.2 is the usual choice for code critics).
       num_expressions: Number of expression domains of the StarGAN neutralizer.
       neutral_index: Index of the neutral domain among them.
+      encoder_norm: ``none`` (Table 3) or ``batch`` (not in the paper: batch
+        normalisation before each of the encoder's ReLUs and He
+        initialisation, for an encoder trained from scratch; no ImageNet
+        weights). docs/design.md section 2.B.
       stargan_residual_blocks: Residual blocks of the StarGAN generator.
       stargan_output: ``direct`` (StarGAN: the generator paints the whole
         image through a tanh) or ``attention`` (not in StarGAN; GANimation's
@@ -70,15 +76,17 @@ class ModelConfig:
     leaky_slope: float = 0.2
     num_expressions: int = 8
     neutral_index: int = 5
+    encoder_norm: str = "none"
     stargan_residual_blocks: int = 6
     stargan_output: str = "direct"
     stargan_domains: str = "expressions"
+    siamese_last_channels: int = 1024
 
     def __post_init__(self):
-        for name, allowed in (("stargan_output", STARGAN_OUTPUTS), ("stargan_domains", STARGAN_DOMAINS)):
+        for name, allowed in (("encoder_norm", ENCODER_NORMS), ("stargan_output", STARGAN_OUTPUTS),
+                              ("stargan_domains", STARGAN_DOMAINS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"model.{name} must be one of {allowed}, got {getattr(self, name)!r}.")
-    siamese_last_channels: int = 1024
 
 
 @dataclass

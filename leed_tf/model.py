@@ -81,7 +81,7 @@ class LeedNetworks:
     def __init__(self, config: ModelConfig):
         self.config = config
         w, slope = config.width, config.leaky_slope
-        self.encoder = networks.Encoder(w, name="encoder")
+        self.encoder = networks.Encoder(w, config.encoder_norm, name="encoder")
         self.decoder = networks.Decoder(w, name="decoder")
         self.extractor = networks.Extractor(w, slope, name="extractor")
         self.interpolator = networks.Interpolator(w, slope, name="interpolator")

@@ -26,6 +26,8 @@ flags.DEFINE_enum("neutral_source", None, ["stargan", "dataset"],
 flags.DEFINE_string("encoder_weights", None, "ImageNet VGG-19 notop .h5 file; empty: Keras cache if "
                     "present; 'none': train the encoder.")
 flags.DEFINE_float("width", None, "Channel multiplier of every network (1.0 = the paper's tables).")
+flags.DEFINE_enum("encoder_norm", None, ["none", "batch"], "Encoder: Table 3 (none) or with batch norm and He "
+                  "initialisation (batch; not in the paper, for training from scratch).")
 flags.DEFINE_integer("epochs", None, "LEED epochs (the last decay_epochs decay the lr to 0).")
 flags.DEFINE_integer("decay_epochs", None, "LEED epochs of linear lr decay.")
 flags.DEFINE_integer("neutralizer_epochs", None, "StarGAN epochs.")
@@ -75,6 +77,7 @@ def main(argv):
         "data.synthetic_poses": FLAGS.synthetic_poses and [float(p) for p in FLAGS.synthetic_poses],
         "model.width": FLAGS.width, "leed.epochs": FLAGS.epochs, "leed.decay_epochs": FLAGS.decay_epochs,
         "neutralizer.epochs": FLAGS.neutralizer_epochs,
+        "model.encoder_norm": FLAGS.encoder_norm,
         "model.stargan_output": FLAGS.stargan_output, "model.stargan_domains": FLAGS.stargan_domains,
         "model.stargan_residual_blocks": FLAGS.stargan_residual_blocks,
         "neutralizer.learning_rate": FLAGS.neutralizer_learning_rate,

@@ -76,6 +76,8 @@ def test_explicit_missing_path_and_wrong_width_are_refused(tmp_path):
         encoder_lib.load_vgg19_weights(encoder_lib.Encoder(1.0), str(tmp_path / "nope.h5"))
     with pytest.raises(ValueError, match="width=1.0"):
         encoder_lib.load_vgg19_weights(encoder_lib.Encoder(0.5), str(tmp_path / "nope.h5"))
+    with pytest.raises(ValueError, match="norm='none'"):
+        encoder_lib.load_vgg19_weights(encoder_lib.Encoder(1.0, "batch"), str(tmp_path / "nope.h5"))
 
 
 def test_file_without_vgg_layers_is_refused(tmp_path):

@@ -4,6 +4,7 @@ The expected counts are computed here from the seed's tables, row by row
 (kernel x in x out + bias + normalisation parameters), not read off a model.
 """
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -72,6 +73,22 @@ def test_encoder_full_width_matches_table_3():
 
 def test_encoder_shape():
     assert networks.Encoder(SMALL)(np.zeros((2, 128, 128, 3), "float32")).shape == (2, 8, 8, 64)
+
+
+def test_batch_norm_encoder_keeps_table_3_convs_and_normalises_in_training():
+    plain, normed = networks.Encoder(SMALL), networks.Encoder(SMALL, "batch")
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 128, 128, 3)).astype("float32")
+    plain(images), normed(images)
+    assert [layer.kernel.shape for layer in plain.conv_layers] == [layer.kernel.shape for layer in normed.conv_layers]
+    norms = [layer for layer in normed.body if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == len(normed.conv_layers) - 1  # Every conv but conv5_1, which has no ReLU.
+    before = [np.array(v) for v in norms[0].non_trainable_weights]
+    normed(images, training=False)
+    assert all(np.array_equal(a, np.array(b)) for a, b in zip(before, norms[0].non_trainable_weights))
+    normed(images, training=True)  # Batch statistics: the moving averages move.
+    assert not all(np.array_equal(a, np.array(b)) for a, b in zip(before, norms[0].non_trainable_weights))
+    with pytest.raises(ValueError, match="norm"):
+        networks.Encoder(SMALL, "group")
 
 
 # --- Table 4 ---------------------------------------------------------------

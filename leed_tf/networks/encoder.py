@@ -26,7 +26,8 @@ import keras
 from keras import ops
 
 from leed_tf import weights
-from leed_tf.networks.layers import scaled
+from leed_tf.config import ENCODER_NORMS
+from leed_tf.networks.layers import batch_norm, scaled
 
 VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -37,18 +38,30 @@ TABLE_3 = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 1, 512))
 
 @keras.saving.register_keras_serializable(package="leed_tf")
 class Encoder(keras.Model):
-    """E (Table 3). Input ``[B, 128, 128, 3]`` in [-1, 1]; output ``[B, 8, 8, 512 * width]``."""
+    """E (Table 3). Input ``[B, 128, 128, 3]`` in [-1, 1]; output ``[B, 8, 8, 512 * width]``.
 
-    def __init__(self, width: float = 1.0, **kwargs):
+    ``norm="batch"`` (a deviation, for training from scratch at small
+    widths) puts a batch normalisation between each conv and its ReLU and
+    He-initialises the convs; the convs and pools stay Table 3's.
+    """
+
+    def __init__(self, width: float = 1.0, norm: str = "none", **kwargs):
         super().__init__(**kwargs)
-        self.width = width
+        if norm not in ENCODER_NORMS:
+            raise ValueError(f"Encoder norm must be one of {ENCODER_NORMS}, got {norm!r}.")
+        self.width, self.norm = width, norm
         self.body = []
         for block, convs, channels in TABLE_3:
             for i in range(1, convs + 1):
                 last = block == TABLE_3[-1][0]
+                normalised = norm == "batch" and not last
                 self.body.append(keras.layers.Conv2D(
                     scaled(channels, width), 3, padding="same",
-                    activation=None if last else "relu", name=f"block{block}_conv{i}"))
+                    activation=None if last or normalised else "relu",
+                    kernel_initializer="he_normal" if norm == "batch" else "glorot_uniform",
+                    name=f"block{block}_conv{i}"))
+                if normalised:
+                    self.body += [batch_norm(f"block{block}_bn{i}"), keras.layers.ReLU(name=f"block{block}_relu{i}")]
             if block != TABLE_3[-1][0]:
                 self.body.append(keras.layers.MaxPooling2D(2, name=f"block{block}_pool"))
 
@@ -56,7 +69,7 @@ class Encoder(keras.Model):
         x = (x + 1.0) * 127.5
         x = ops.flip(x, axis=-1) - ops.convert_to_tensor(IMAGENET_MEAN_BGR, dtype=x.dtype)
         for layer in self.body:
-            x = layer(x)
+            x = layer(x, training=training) if isinstance(layer, keras.layers.BatchNormalization) else layer(x)
         return x
 
     @property
@@ -64,7 +77,7 @@ class Encoder(keras.Model):
         return [layer for layer in self.body if isinstance(layer, keras.layers.Conv2D)]
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width}
+        return {**super().get_config(), "width": self.width, "norm": self.norm}
 
 
 def vgg19_weights_search_paths() -> list[str]:
@@ -104,8 +117,9 @@ def load_vgg19_weights(encoder: Encoder, path: str = "") -> str:
     """
     import h5py  # Keras' own dependency.
 
-    if encoder.width != 1.0:
-        raise ValueError(f"ImageNet weights need a full-width encoder (width=1.0), got width={encoder.width}.")
+    if encoder.width != 1.0 or encoder.norm != "none":
+        raise ValueError(f"ImageNet weights need Table 3's full-width encoder (width=1.0, norm='none'), "
+                         f"got width={encoder.width}, norm={encoder.norm!r}.")
     path = find_vgg19_weights(path)
     encoder(ops.zeros((1, 32, 32, 3)))  # Creates the variables; any size works.
     try:

@@ -78,9 +78,10 @@ def load_encoder_weights(config: Config, nets: LeedNetworks) -> bool:
     choice = config.encoder_weights
     if choice.lower() == "none":
         return False
-    if config.model.width != 1.0:
+    if config.model.width != 1.0 or config.model.encoder_norm != "none":
         if choice:
-            raise ValueError(f"--encoder_weights needs --width=1.0 (got {config.model.width}).")
+            raise ValueError(f"--encoder_weights needs Table 3's encoder, --width=1.0 and --encoder_norm=none "
+                             f"(got {config.model.width}, {config.model.encoder_norm}).")
         return False
     try:
         path = encoder_lib.load_vgg19_weights(nets.encoder, choice)
