@@ -30,6 +30,7 @@ STARGAN_OUTPUTS = ("direct", "attention")
 STARGAN_DOMAINS = ("expressions", "neutral_expressive")
 # The encoder: Table 3, or with batch normalisation (leed_tf.networks.encoder).
 ENCODER_NORMS = ("none", "batch")
+CODE_STRIDES = (16, 8)
 
 
 def canonical_dataset(name: str) -> str:
@@ -58,6 +59,11 @@ class ModelConfig:
         normalisation before each of the encoder's ReLUs and He
         initialisation, for an encoder trained from scratch; no ImageNet
         weights). docs/design.md section 2.B.
+      code_stride: How many image pixels one code cell spans per side: 16
+        (Table 3: four pools, 128x128 -> 8x8 codes) or 8 (not in the paper:
+        the encoder skips block 4's pool and the decoder its first
+        upsample, so codes are 16x16 with 4x as many numbers; the convs stay
+        the tables'). docs/design.md section 2.B.
       stargan_residual_blocks: Residual blocks of the StarGAN generator.
       stargan_output: ``direct`` (StarGAN: the generator paints the whole
         image through a tanh) or ``attention`` (not in StarGAN; GANimation's
@@ -77,13 +83,15 @@ class ModelConfig:
     num_expressions: int = 8
     neutral_index: int = 5
     encoder_norm: str = "none"
+    code_stride: int = 16
     stargan_residual_blocks: int = 6
     stargan_output: str = "direct"
     stargan_domains: str = "expressions"
     siamese_last_channels: int = 1024
 
     def __post_init__(self):
-        for name, allowed in (("encoder_norm", ENCODER_NORMS), ("stargan_output", STARGAN_OUTPUTS),
+        for name, allowed in (("encoder_norm", ENCODER_NORMS), ("code_stride", CODE_STRIDES),
+                              ("stargan_output", STARGAN_OUTPUTS),
                               ("stargan_domains", STARGAN_DOMAINS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"model.{name} must be one of {allowed}, got {getattr(self, name)!r}.")

@@ -39,8 +39,8 @@ from leed_tf.run_folder import STAGE_NETWORKS, RunFolder
 
 
 def code_shape(config: ModelConfig) -> tuple[int, int, int]:
-    """Shape of one code ``[S/16, S/16, 512 * width]``."""
-    side = config.image_size // 16
+    """Shape of one code ``[S/16, S/16, 512 * width]`` (``S/8`` with ``code_stride=8``)."""
+    side = config.image_size // config.code_stride
     return (side, side, networks.layers.scaled(512, config.width))
 
 
@@ -81,8 +81,8 @@ class LeedNetworks:
     def __init__(self, config: ModelConfig):
         self.config = config
         w, slope = config.width, config.leaky_slope
-        self.encoder = networks.Encoder(w, config.encoder_norm, name="encoder")
-        self.decoder = networks.Decoder(w, name="decoder")
+        self.encoder = networks.Encoder(w, config.encoder_norm, config.code_stride, name="encoder")
+        self.decoder = networks.Decoder(w, config.code_stride, name="decoder")
         self.extractor = networks.Extractor(w, slope, name="extractor")
         self.interpolator = networks.Interpolator(w, slope, name="interpolator")
         self.critic = networks.CodeCritic(w, slope, name="code_critic")
@@ -114,7 +114,7 @@ class LeedNetworks:
 
     def decoder_copy(self) -> networks.Decoder:
         """A separate decoder with the current decoder's weights."""
-        copy = networks.Decoder(self.config.width, name="decoder_copy")
+        copy = networks.Decoder(self.config.width, self.config.code_stride, name="decoder_copy")
         copy(ops.zeros(self._code_shape()))
         copy.set_weights(self.decoder.get_weights())
         return copy

@@ -103,6 +103,27 @@ def test_decoder_shape():
     assert networks.Decoder(SMALL)(np.zeros((2, 8, 8, 64), "float32")).shape == (2, 128, 128, 3)
 
 
+def test_code_stride_8_gives_16x16_codes_with_the_tables_convs():
+    """model.code_stride=8 (a deviation): one pool and one upsample fewer, the
+    same convs and parameter counts, every code network running on 16x16 codes."""
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 128, 128, 3)).astype("float32")
+    encoder, decoder = networks.Encoder(SMALL, code_stride=8), networks.Decoder(SMALL, code_stride=8)
+    code = encoder(images)
+    assert code.shape == (2, 16, 16, 64)
+    assert decoder(code).shape == (2, 128, 128, 3)
+    assert encoder.count_params() == build(networks.Encoder(SMALL), (128, 128, 3)).count_params()
+    assert decoder.count_params() == build(networks.Decoder(SMALL), (8, 8, 64)).count_params()
+    pools = [layer.name for layer in encoder.body if isinstance(layer, keras.layers.MaxPooling2D)]
+    assert pools == ["block1_pool", "block2_pool", "block3_pool"]
+    assert sum(isinstance(layer, keras.layers.UpSampling2D) for layer in decoder.body) == 3
+    assert networks.Regularizer(SMALL)(code).shape == (2, 16)
+    assert networks.CodeCritic(SMALL)(code).shape == (2,)
+    assert networks.Extractor(SMALL)(code).shape == code.shape
+    for bad in (networks.Encoder, networks.Decoder):
+        with pytest.raises(ValueError, match="code_stride"):
+            bad(SMALL, code_stride=4) if bad is networks.Decoder else bad(SMALL, "none", 4)
+
+
 # --- Table 5 ---------------------------------------------------------------
 def test_regularizer_full_width_matches_table_5():
     expected = conv(8, 512, 512) + bnorm(512) + dense(512, 128) + bnorm(128) + dense(128, 16)

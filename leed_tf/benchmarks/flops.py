@@ -76,13 +76,13 @@ def forward_flops(nets) -> dict[str, int]:
       ``decoder``, ``extractor``, ``interpolator``, ``critic``,
       ``regularizer``, ``siamese``, ``neutralizer``, ``neutralizer_critic``.
     """
-    from leed_tf.networks.layers import scaled
+    from leed_tf.model import code_shape
 
     config = nets.config
-    side = config.image_size // 16
+    side, _, channels = code_shape(config)
     image = tf.TensorSpec([1, config.image_size, config.image_size, 3])
-    code = tf.TensorSpec([1, side, side, scaled(512, config.width)])
-    neutral_and_expression = tf.TensorSpec([1, side, side, 2 * scaled(512, config.width)])
+    code = tf.TensorSpec([1, side, side, channels])
+    neutral_and_expression = tf.TensorSpec([1, side, side, 2 * channels])
     inputs = {"encoder": image, "decoder": code, "extractor": code,
               "interpolator": neutral_and_expression, "critic": code, "regularizer": code,
               "siamese": image, "neutralizer_critic": image}

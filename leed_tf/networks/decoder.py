@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import keras
 
+from leed_tf.config import CODE_STRIDES
 from leed_tf.networks.layers import ConvBlock, scaled
 
 # Each entry is a row: an int is a Conv2d 3/1/1 BN ReLU of that many
@@ -31,13 +32,22 @@ TABLE_4 = (512, "up", 256, 256, 256, 256, "up", 128, 128, 128, 128, "up", 64, 64
 
 @keras.saving.register_keras_serializable(package="leed_tf")
 class Decoder(keras.Model):
-    """Decoder (Table 4). Input ``[B, 8, 8, 512 * width]``; output ``[B, 128, 128, 3]``."""
+    """Decoder (Table 4). Input ``[B, 8, 8, 512 * width]``; output ``[B, 128, 128, 3]``.
 
-    def __init__(self, width: float = 1.0, **kwargs):
+    ``code_stride=8`` (a deviation, the encoder's counterpart) takes 16x16
+    codes and drops the first upsample; the convs stay Table 4's.
+    """
+
+    def __init__(self, width: float = 1.0, code_stride: int = 16, **kwargs):
         super().__init__(**kwargs)
-        self.width = width
+        if code_stride not in CODE_STRIDES:
+            raise ValueError(f"Decoder code_stride must be one of {CODE_STRIDES}, got {code_stride!r}.")
+        self.width, self.code_stride = width, code_stride
+        skipped_ups = TABLE_4.count("up") - (code_stride.bit_length() - 1)
         self.body = []
         for i, row in enumerate(TABLE_4):
+            if row == "up" and TABLE_4[:i].count("up") < skipped_ups:
+                continue
             if row == "up":
                 self.body.append(keras.layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}"))
             else:
@@ -50,4 +60,4 @@ class Decoder(keras.Model):
         return self.to_image(x)
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width}
+        return {**super().get_config(), "width": self.width, "code_stride": self.code_stride}

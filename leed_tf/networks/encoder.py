@@ -26,7 +26,7 @@ import keras
 from keras import ops
 
 from leed_tf import weights
-from leed_tf.config import ENCODER_NORMS
+from leed_tf.config import CODE_STRIDES, ENCODER_NORMS
 from leed_tf.networks.layers import batch_norm, scaled
 
 VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -43,13 +43,18 @@ class Encoder(keras.Model):
     ``norm="batch"`` (a deviation, for training from scratch at small
     widths) puts a batch normalisation between each conv and its ReLU and
     He-initialises the convs; the convs and pools stay Table 3's.
+    ``code_stride=8`` (a deviation) drops block 4's pool: codes are
+    ``[B, 16, 16, 512 * width]``, the convs unchanged.
     """
 
-    def __init__(self, width: float = 1.0, norm: str = "none", **kwargs):
+    def __init__(self, width: float = 1.0, norm: str = "none", code_stride: int = 16, **kwargs):
         super().__init__(**kwargs)
         if norm not in ENCODER_NORMS:
             raise ValueError(f"Encoder norm must be one of {ENCODER_NORMS}, got {norm!r}.")
-        self.width, self.norm = width, norm
+        if code_stride not in CODE_STRIDES:
+            raise ValueError(f"Encoder code_stride must be one of {CODE_STRIDES}, got {code_stride!r}.")
+        self.width, self.norm, self.code_stride = width, norm, code_stride
+        pooled_blocks = code_stride.bit_length() - 1  # blocks 1..log2(stride) end in a pool
         self.body = []
         for block, convs, channels in TABLE_3:
             for i in range(1, convs + 1):
@@ -62,7 +67,7 @@ class Encoder(keras.Model):
                     name=f"block{block}_conv{i}"))
                 if normalised:
                     self.body += [batch_norm(f"block{block}_bn{i}"), keras.layers.ReLU(name=f"block{block}_relu{i}")]
-            if block != TABLE_3[-1][0]:
+            if block <= pooled_blocks:
                 self.body.append(keras.layers.MaxPooling2D(2, name=f"block{block}_pool"))
 
     def call(self, x, training=None):
@@ -77,7 +82,7 @@ class Encoder(keras.Model):
         return [layer for layer in self.body if isinstance(layer, keras.layers.Conv2D)]
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width, "norm": self.norm}
+        return {**super().get_config(), "width": self.width, "norm": self.norm, "code_stride": self.code_stride}
 
 
 def vgg19_weights_search_paths() -> list[str]:

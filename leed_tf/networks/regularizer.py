@@ -19,6 +19,7 @@ Notes:
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from leed_tf.networks.layers import ConvBlock, batch_norm, scaled
 
@@ -39,7 +40,8 @@ class Regularizer(keras.Model):
         self.fc2 = keras.layers.Dense(output_dim, name="fc2")
 
     def call(self, x, training=None):
-        x = self.flatten(self.conv(x, training=training))
+        # An 8x8 code gives a 1x1 map (Table 5); a larger code (model.code_stride=8) is averaged to it.
+        x = self.flatten(ops.mean(self.conv(x, training=training), axis=(1, 2), keepdims=True))
         x = self.fc1_act(self.fc1_norm(self.fc1(x), training=training))
         return self.fc2(x)
 
