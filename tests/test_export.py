@@ -228,3 +228,24 @@ def test_export_keeps_the_callers_info_messages(tmp_path, caplog):
         export.export_networks(random_networks(), str(tmp_path / "export"), neutralizer=False)
         absl_logging.info("after the export")
     assert "after the export" in caplog.text
+
+
+def test_16x16_codes_export_and_edit_as_the_networks_do(tmp_path):
+    """model.code_stride=8: the SavedModel's signatures carry 16x16 codes, and
+    its edits are LeedNetworks' own."""
+    from leed_tf.config import synthetic_defaults
+    from leed_tf.inference.editor import Editor
+    from leed_tf.model import LeedNetworks
+
+    model_config = synthetic_defaults().model
+    model_config.code_stride = 8
+    nets = LeedNetworks(model_config)
+    path = export.export_networks(nets, str(tmp_path / "export"), neutralizer=False)
+    editor = Editor.from_saved_model(path)
+    assert editor.code_shape == (16, 16, 64)
+    faces = np.random.default_rng(0).uniform(0.1, 0.9, (4, 2, 128, 128, 3)).astype(np.float32)
+    inputs, neutrals, references, reference_neutrals = faces
+    got = editor.edit_batch(inputs, references, input_neutrals=neutrals, reference_neutrals=reference_neutrals)
+    expected = nets.edit(*(tf.constant(x * 2 - 1) for x in faces), output=editor.output_form).numpy()
+    np.testing.assert_allclose(got, np.clip((expected + 1) / 2, 0, 1), atol=1e-4)
+    assert editor.expression_codes(references, reference_neutrals).shape == (2, 16, 16, 64)
