@@ -30,6 +30,7 @@ STARGAN_OUTPUTS = ("direct", "attention")
 STARGAN_DOMAINS = ("expressions", "neutral_expressive")
 # The encoder: Table 3, or with batch normalisation (leed_tf.networks.encoder).
 ENCODER_NORMS = ("none", "batch")
+# Image pixels per code cell: Table 3 (16, 8x8 codes) or one pool fewer (8, 16x16 codes).
 CODE_STRIDES = (16, 8)
 
 
