@@ -65,6 +65,11 @@ class ModelConfig:
         the encoder skips block 4's pool and the decoder its first
         upsample, so codes are 16x16 with 4x as many numbers; the convs stay
         the tables'). docs/design.md section 2.B.
+      patch_path: Not in the paper: adds a linear path beside Table 3 and
+        Table 4, a 1x1 conv from each ``code_stride``-pixel image patch to
+        its code cell and one back, so the auto-encoder starts from a
+        per-patch linear code (docs/design.md section 2.B). False = the
+        tables.
       stargan_residual_blocks: Residual blocks of the StarGAN generator.
       stargan_output: ``direct`` (StarGAN: the generator paints the whole
         image through a tanh) or ``attention`` (not in StarGAN; GANimation's
@@ -85,6 +90,7 @@ class ModelConfig:
     neutral_index: int = 5
     encoder_norm: str = "none"
     code_stride: int = 16
+    patch_path: bool = False
     stargan_residual_blocks: int = 6
     stargan_output: str = "direct"
     stargan_domains: str = "expressions"

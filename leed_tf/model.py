@@ -81,8 +81,9 @@ class LeedNetworks:
     def __init__(self, config: ModelConfig):
         self.config = config
         w, slope = config.width, config.leaky_slope
-        self.encoder = networks.Encoder(w, config.encoder_norm, config.code_stride, name="encoder")
-        self.decoder = networks.Decoder(w, config.code_stride, name="decoder")
+        self.encoder = networks.Encoder(w, config.encoder_norm, config.code_stride, config.patch_path,
+                                        name="encoder")
+        self.decoder = networks.Decoder(w, config.code_stride, config.patch_path, name="decoder")
         self.extractor = networks.Extractor(w, slope, name="extractor")
         self.interpolator = networks.Interpolator(w, slope, name="interpolator")
         self.critic = networks.CodeCritic(w, slope, name="code_critic")
@@ -114,7 +115,8 @@ class LeedNetworks:
 
     def decoder_copy(self) -> networks.Decoder:
         """A separate decoder with the current decoder's weights."""
-        copy = networks.Decoder(self.config.width, self.config.code_stride, name="decoder_copy")
+        copy = networks.Decoder(self.config.width, self.config.code_stride, self.config.patch_path,
+                                name="decoder_copy")
         copy(ops.zeros(self._code_shape()))
         copy.set_weights(self.decoder.get_weights())
         return copy

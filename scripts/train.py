@@ -30,6 +30,8 @@ flags.DEFINE_enum("encoder_norm", None, ["none", "batch"], "Encoder: Table 3 (no
                   "initialisation (batch; not in the paper, for training from scratch).")
 flags.DEFINE_enum("code_stride", None, ["16", "8"], "Image pixels per code cell: 16 (Table 3, 8x8 codes) or "
                   "8 (16x16 codes: no pool after block 4 nor first upsample; not in the paper).")
+flags.DEFINE_bool("patch_path", None, "Add a linear patch path beside the encoder's and decoder's convs "
+                  "(1x1 convs between image patches and code cells; not in the paper).")
 flags.DEFINE_integer("epochs", None, "LEED epochs (the last decay_epochs decay the lr to 0).")
 flags.DEFINE_integer("decay_epochs", None, "LEED epochs of linear lr decay.")
 flags.DEFINE_integer("neutralizer_epochs", None, "StarGAN epochs.")
@@ -81,6 +83,7 @@ def main(argv):
         "neutralizer.epochs": FLAGS.neutralizer_epochs,
         "model.encoder_norm": FLAGS.encoder_norm,
         "model.code_stride": FLAGS.code_stride and int(FLAGS.code_stride),
+        "model.patch_path": FLAGS.patch_path,
         "model.stargan_output": FLAGS.stargan_output, "model.stargan_domains": FLAGS.stargan_domains,
         "model.stargan_residual_blocks": FLAGS.stargan_residual_blocks,
         "neutralizer.learning_rate": FLAGS.neutralizer_learning_rate,

@@ -119,9 +119,42 @@ def test_code_stride_8_gives_16x16_codes_with_the_tables_convs():
     assert networks.Regularizer(SMALL)(code).shape == (2, 16)
     assert networks.CodeCritic(SMALL)(code).shape == (2,)
     assert networks.Extractor(SMALL)(code).shape == code.shape
-    for bad in (networks.Encoder, networks.Decoder):
-        with pytest.raises(ValueError, match="code_stride"):
-            bad(SMALL, code_stride=4) if bad is networks.Decoder else bad(SMALL, "none", 4)
+    with pytest.raises(ValueError, match="Encoder code_stride"):
+        networks.Encoder(SMALL, code_stride=4)
+    with pytest.raises(ValueError, match="Decoder code_stride"):
+        networks.Decoder(SMALL, code_stride=4)
+
+
+@pytest.mark.parametrize("stride", [16, 8])
+def test_patch_path_adds_a_linear_patch_code_beside_the_tables_convs(stride):
+    """model.patch_path (a deviation): the tables' convs plus one 1x1 conv each
+    way between image patches and code cells, whose contribution is linear."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (2, 128, 128, 3)).astype("float32")
+    side, channels, patch = 128 // stride, 64, stride * stride * 3
+    encoder = networks.Encoder(SMALL, code_stride=stride, patch_path=True)
+    decoder = networks.Decoder(SMALL, code_stride=stride, patch_path=True)
+    code = encoder(images)
+    assert code.shape == (2, side, side, channels)
+    assert decoder(code).shape == (2, 128, 128, 3)
+    plain_encoder = build(networks.Encoder(SMALL, code_stride=stride), (128, 128, 3))
+    plain_decoder = build(networks.Decoder(SMALL, code_stride=stride), (side, side, channels))
+    assert encoder.count_params() == plain_encoder.count_params() + dense(patch, channels)
+    assert decoder.count_params() == plain_decoder.count_params() + dense(channels, patch)
+    # With the tables' convs silenced, the encoder is the patch path alone:
+    # the 1x1 conv of each flattened stride x stride patch.
+    for layer in encoder.conv_layers:
+        layer.kernel.assign(np.zeros(layer.kernel.shape, "float32"))
+        layer.bias.assign(np.zeros(layer.bias.shape, "float32"))
+    project = encoder.patches.project
+    patches = images.reshape(2, side, stride, side, stride, 3).transpose(0, 1, 3, 2, 4, 5).reshape(2, side, side, patch)
+    expected = patches @ np.array(project.kernel)[0, 0] + np.array(project.bias)
+    np.testing.assert_allclose(np.array(encoder(images)), expected, atol=1e-4)
+    # The decoder's patch path lays each cell's numbers out as its patch.
+    head = decoder.patches(code)
+    cells = np.array(code) @ np.array(decoder.patches.project.kernel)[0, 0] + np.array(decoder.patches.project.bias)
+    laid_out = cells.reshape(2, side, side, stride, stride, 3).transpose(0, 1, 3, 2, 4, 5).reshape(2, 128, 128, 3)
+    np.testing.assert_allclose(np.array(head), laid_out, atol=1e-4)
 
 
 # --- Table 5 ---------------------------------------------------------------

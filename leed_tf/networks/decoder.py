@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import keras
 
-from leed_tf.config import CODE_STRIDES
-from leed_tf.networks.layers import ConvBlock, scaled
+from leed_tf.networks.layers import ConvBlock, PatchPath, code_pools, scaled
 
 # Each entry is a row: an int is a Conv2d 3/1/1 BN ReLU of that many
 # channels, "up" is an Upsample. The final 3-channel conv is added apart.
@@ -36,14 +35,16 @@ class Decoder(keras.Model):
 
     ``code_stride=8`` (a deviation, the encoder's counterpart) takes 16x16
     codes and drops the first upsample; the convs stay Table 4's.
+
+    ``patch_path=True`` (a deviation, the encoder's counterpart) adds a
+    linear path to the image: a 1x1 conv from each code cell to its
+    ``code_stride``-pixel patch (``layers.PatchPath``).
     """
 
-    def __init__(self, width: float = 1.0, code_stride: int = 16, **kwargs):
+    def __init__(self, width: float = 1.0, code_stride: int = 16, patch_path: bool = False, **kwargs):
         super().__init__(**kwargs)
-        if code_stride not in CODE_STRIDES:
-            raise ValueError(f"Decoder code_stride must be one of {CODE_STRIDES}, got {code_stride!r}.")
-        self.width, self.code_stride = width, code_stride
-        skipped_ups = TABLE_4.count("up") - (code_stride.bit_length() - 1)
+        skipped_ups = TABLE_4.count("up") - code_pools(code_stride, "Decoder")
+        self.width, self.code_stride, self.patch_path = width, code_stride, patch_path
         self.body = []
         for i, row in enumerate(TABLE_4):
             if row == "up" and TABLE_4[:i].count("up") < skipped_ups:
@@ -53,11 +54,16 @@ class Decoder(keras.Model):
             else:
                 self.body.append(ConvBlock(scaled(row, width), 3, 1, 1, "BN", "ReLU", name=f"conv{i}"))
         self.to_image = ConvBlock(3, 3, 1, 1, "-", "-", name="to_image")
+        self.patches = (PatchPath(code_stride, scaled(512, width), "decode", name="patch_path")
+                        if patch_path else None)
 
     def call(self, x, training=None):
+        code = x
         for layer in self.body:
             x = layer(x, training=training) if isinstance(layer, ConvBlock) else layer(x)
-        return self.to_image(x)
+        image = self.to_image(x)
+        return image if self.patches is None else image + self.patches(code)
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width, "code_stride": self.code_stride}
+        return {**super().get_config(), "width": self.width, "code_stride": self.code_stride,
+                "patch_path": self.patch_path}

@@ -26,8 +26,8 @@ import keras
 from keras import ops
 
 from leed_tf import weights
-from leed_tf.config import CODE_STRIDES, ENCODER_NORMS
-from leed_tf.networks.layers import batch_norm, scaled
+from leed_tf.config import ENCODER_NORMS
+from leed_tf.networks.layers import PatchPath, batch_norm, code_pools, scaled
 
 VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -45,16 +45,19 @@ class Encoder(keras.Model):
     He-initialises the convs; the convs and pools stay Table 3's.
     ``code_stride=8`` (a deviation) drops block 4's pool: codes are
     ``[B, 16, 16, 512 * width]``, the convs unchanged.
+
+    ``patch_path=True`` (a deviation) adds a linear path to the output: the
+    image's ``code_stride``-pixel patches through a 1x1 conv
+    (``layers.PatchPath``), beside Table 3's convs.
     """
 
-    def __init__(self, width: float = 1.0, norm: str = "none", code_stride: int = 16, **kwargs):
+    def __init__(self, width: float = 1.0, norm: str = "none", code_stride: int = 16,
+                 patch_path: bool = False, **kwargs):
         super().__init__(**kwargs)
         if norm not in ENCODER_NORMS:
             raise ValueError(f"Encoder norm must be one of {ENCODER_NORMS}, got {norm!r}.")
-        if code_stride not in CODE_STRIDES:
-            raise ValueError(f"Encoder code_stride must be one of {CODE_STRIDES}, got {code_stride!r}.")
-        self.width, self.norm, self.code_stride = width, norm, code_stride
-        pooled_blocks = code_stride.bit_length() - 1  # blocks 1..log2(stride) end in a pool
+        pooled_blocks = code_pools(code_stride, "Encoder")  # blocks 1..log2(stride) end in a pool
+        self.width, self.norm, self.code_stride, self.patch_path = width, norm, code_stride, patch_path
         self.body = []
         for block, convs, channels in TABLE_3:
             for i in range(1, convs + 1):
@@ -69,20 +72,24 @@ class Encoder(keras.Model):
                     self.body += [batch_norm(f"block{block}_bn{i}"), keras.layers.ReLU(name=f"block{block}_relu{i}")]
             if block <= pooled_blocks:
                 self.body.append(keras.layers.MaxPooling2D(2, name=f"block{block}_pool"))
+        self.patches = (PatchPath(code_stride, scaled(512, width), "encode", name="patch_path")
+                        if patch_path else None)
 
     def call(self, x, training=None):
+        image = x
         x = (x + 1.0) * 127.5
         x = ops.flip(x, axis=-1) - ops.convert_to_tensor(IMAGENET_MEAN_BGR, dtype=x.dtype)
         for layer in self.body:
             x = layer(x, training=training) if isinstance(layer, keras.layers.BatchNormalization) else layer(x)
-        return x
+        return x if self.patches is None else x + self.patches(image)
 
     @property
     def conv_layers(self) -> list[keras.layers.Conv2D]:
         return [layer for layer in self.body if isinstance(layer, keras.layers.Conv2D)]
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width, "norm": self.norm, "code_stride": self.code_stride}
+        return {**super().get_config(), "width": self.width, "norm": self.norm, "code_stride": self.code_stride,
+                "patch_path": self.patch_path}
 
 
 def vgg19_weights_search_paths() -> list[str]:

@@ -5,6 +5,58 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from leed_tf.config import CODE_STRIDES
+
+
+def code_pools(code_stride: int, owner: str) -> int:
+    """How many 2x poolings (or upsamplings) a ``code_stride`` means: 4 for
+    Table 3's 16, 3 for 8. ``owner`` names the network in the error.
+
+    Raises:
+      ValueError: for a stride not in ``config.CODE_STRIDES``.
+    """
+    if code_stride not in CODE_STRIDES:
+        raise ValueError(f"{owner} code_stride must be one of {CODE_STRIDES}, got {code_stride!r}.")
+    return code_stride.bit_length() - 1
+
+
+@keras.saving.register_keras_serializable(package="leed_tf")
+class PatchPath(keras.layers.Layer):
+    """The linear patch path of ``model.patch_path`` (not in the paper).
+
+    ``direction="encode"``: the image's ``stride x stride`` patches, each
+    flattened (``space_to_depth``), through a learned 1x1 conv to the code's
+    channels: ``[B, S, S, 3] -> [B, S/stride, S/stride, C]``.
+    ``direction="decode"``: the inverse form, a 1x1 conv from the code to
+    ``stride * stride * 3`` numbers per cell, laid out as pixels
+    (``depth_to_space``): ``[B, S/stride, S/stride, C] -> [B, S, S, 3]``.
+    Added to Table 3's and Table 4's outputs, the two make the auto-encoder
+    start from a per-patch linear code, like a patch embedding.
+    """
+
+    def __init__(self, stride: int, channels: int, direction: str, **kwargs):
+        super().__init__(**kwargs)
+        if direction not in ("encode", "decode"):
+            raise ValueError(f"PatchPath direction must be 'encode' or 'decode', got {direction!r}.")
+        self.stride, self.channels, self.direction = stride, channels, direction
+        out = channels if direction == "encode" else stride * stride * 3
+        self.project = keras.layers.Conv2D(out, 1, name="project")
+
+    def build(self, input_shape):
+        shape = list(input_shape)
+        if self.direction == "encode":
+            shape[1:] = [None, None, self.stride * self.stride * shape[-1]]
+        self.project.build(tuple(shape))
+
+    def call(self, x):
+        if self.direction == "encode":
+            return self.project(tf.nn.space_to_depth(x, self.stride))
+        return tf.nn.depth_to_space(self.project(x), self.stride)
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride, "channels": self.channels,
+                "direction": self.direction}
+
 
 def scaled(channels: int, width: float) -> int:
     """Scales a table's channel count by ``width`` (at least one channel)."""
