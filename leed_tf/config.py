@@ -155,6 +155,11 @@ class AutoencoderConfig:
       lambda_feature: Weight of the L2 loss between encoder features of the
         reconstruction and of the input, relative to the features' mean
         square.
+      code_noise: Not in the paper: the decoder reconstructs from codes
+        with Gaussian noise added, of this standard deviation relative to
+        each code channel's spread in the batch (0 = off, the paper). A
+        decoder that has learnt to ignore small code errors renders an
+        editor's imperfect codes without speckle (docs/design.md 2.B).
     """
 
     epochs: int = 20
@@ -166,10 +171,13 @@ class AutoencoderConfig:
     lambda_pixel: float = 1.0
     lambda_difference: float = 0.0
     lambda_feature: float = 1.0
+    code_noise: float = 0.0
 
     def __post_init__(self):
         if self.pixel_loss not in PIXEL_LOSSES:
             raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}.")
+        if self.code_noise < 0:
+            raise ValueError(f"autoencoder.code_noise must be >= 0, got {self.code_noise}.")
 
 
 @dataclass

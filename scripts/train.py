@@ -45,6 +45,8 @@ flags.DEFINE_integer("neutralizer_n_critic", None, "StarGAN critic steps per gen
 flags.DEFINE_float("lambda_mask", None, "Weight of the attention neutralizer's mask penalty.")
 flags.DEFINE_integer("autoencoder_epochs", None, "Auto-encoder epochs.")
 flags.DEFINE_integer("batch_size", None, "LEED batch size.")
+flags.DEFINE_float("code_noise", None, "Auto-encoder: noise added to the codes the decoder learns from, "
+                   "relative to each channel's spread (not in the paper; 0 = off).")
 flags.DEFINE_integer("autoencoder_batch_size", None, "Auto-encoder batch size (faces per step, each with "
                      "its neutral face).")
 flags.DEFINE_float("learning_rate", None, "LEED learning rate.")
@@ -89,7 +91,7 @@ def main(argv):
         "neutralizer.learning_rate": FLAGS.neutralizer_learning_rate,
         "neutralizer.lambda_mask": FLAGS.lambda_mask, "neutralizer.n_critic": FLAGS.neutralizer_n_critic, "autoencoder.epochs": FLAGS.autoencoder_epochs,
         "leed.batch_size": FLAGS.batch_size,
-        "autoencoder.batch_size": FLAGS.autoencoder_batch_size, "leed.learning_rate": FLAGS.learning_rate,
+        "autoencoder.batch_size": FLAGS.autoencoder_batch_size, "autoencoder.code_noise": FLAGS.code_noise, "leed.learning_rate": FLAGS.learning_rate,
         "leed.lambda_q": FLAGS.lambda_q, "leed.lambda_recon": FLAGS.lambda_recon,
         "leed.lambda_s": FLAGS.lambda_s, "leed.lambda_gp": FLAGS.lambda_gp,
         "leed.lambda_pair": FLAGS.lambda_pair,

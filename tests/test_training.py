@@ -139,6 +139,34 @@ def test_autoencoder_difference_term_is_the_loss_of_decoded_differences(setup, t
     np.testing.assert_allclose(float(out["total"]), float(out["pixel"]) + float(out["difference"]), rtol=1e-5)
 
 
+def test_autoencoder_code_noise_decodes_noisy_codes_in_training_only(setup, tmp_path):
+    """autoencoder.code_noise (not in the paper): the step's decoder sees its
+    codes plus noise scaled to the channels' spread; validation decodes clean
+    codes. The decoder is made linear (the patch path alone), so the noise's
+    share of the loss grows with its square."""
+    config, images, neutrals, _, validation = setup
+    config.autoencoder.pixel_loss, config.autoencoder.lambda_feature = "l2", 0.0
+    config.model.patch_path = True
+    unit = lambda x: tf.constant(x[:BATCH], tf.float32) / 127.5 - 1  # noqa: E731
+    x, n = unit(images), unit(neutrals)
+    both = tf.concat([x, n], 0)
+    excess = []
+    for noise in (1.0, 10.0):
+        config.autoencoder.code_noise = noise
+        nets = LeedNetworks(config.model)
+        nets.decoder.to_image.set_weights([np.zeros_like(w) for w in nets.decoder.to_image.get_weights()])
+        trainer = AutoencoderTrainer(config, str(tmp_path / str(noise)), nets, images, neutrals, validation,
+                                     train_encoder=True)
+        clean = np.mean((nets.decoder(nets.encoder(both, training=True), training=True).numpy()
+                         - both.numpy()) ** 2)
+        excess.append(float(trainer.autoencoder_step(x, n)["pixel"]) - clean)
+        # Outside training the reconstruction has no noise.
+        np.testing.assert_array_equal(trainer._reconstruct(both), trainer._reconstruct(both))
+    assert 0 < excess[1] and 10 * excess[0] < excess[1]
+    with pytest.raises(ValueError, match="code_noise"):
+        type(config.autoencoder)(code_noise=-1.0)
+
+
 @pytest.mark.parametrize("cache_codes", [True, False])
 def test_leed_step_changes_trained_networks_not_frozen_ones(setup, tmp_path, cache_codes):
     config, images, neutrals, _, validation = setup

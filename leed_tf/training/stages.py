@@ -244,7 +244,15 @@ class AutoencoderTrainer(StageTrainer):
         with tf.GradientTape(persistent=True) as tape:
             both = tf.concat([images, neutrals], 0)
             code = self.nets.encoder(both, training=True)
-            reconstruction = self.nets.decoder(code, training=True)
+            decoded = code
+            if c.code_noise > 0:
+                # Relative to each channel's spread in the batch (averaged over replicas), so
+                # the encoder cannot outgrow the noise by scaling its codes.
+                spread = tf.sqrt(distribute.cross_replica_mean(tf.math.reduce_variance(
+                    full_precision(code), axis=[0, 1, 2])) + 1e-8)
+                noise = tf.random.normal(tf.shape(code)) * c.code_noise * tf.stop_gradient(spread)
+                decoded = code + tf.cast(noise, code.dtype)
+            reconstruction = self.nets.decoder(decoded, training=True)
             pixel = self.pixel_loss(reconstruction, both)
             image_reconstruction, neutral_reconstruction = tf.split(reconstruction, 2)
             difference = self.pixel_loss(image_reconstruction - neutral_reconstruction, images - neutrals)
