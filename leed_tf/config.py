@@ -70,6 +70,10 @@ class ModelConfig:
         its code cell and one back, so the auto-encoder starts from a
         per-patch linear code (docs/design.md section 2.B). False = the
         tables.
+      code_skips: Not in the paper: X and I add their input's expression
+        channels to their output and start their last conv at zero, so the
+        editor starts from feature arithmetic ``n_in + z_ref - n_ref`` and
+        learns a correction (docs/design.md section 2.C). False = Table 1.
       stargan_residual_blocks: Residual blocks of the StarGAN generator.
       stargan_output: ``direct`` (StarGAN: the generator paints the whole
         image through a tanh) or ``attention`` (not in StarGAN; GANimation's
@@ -91,6 +95,7 @@ class ModelConfig:
     encoder_norm: str = "none"
     code_stride: int = 16
     patch_path: bool = False
+    code_skips: bool = False
     stargan_residual_blocks: int = 6
     stargan_output: str = "direct"
     stargan_domains: str = "expressions"

@@ -84,8 +84,8 @@ class LeedNetworks:
         self.encoder = networks.Encoder(w, config.encoder_norm, config.code_stride, config.patch_path,
                                         name="encoder")
         self.decoder = networks.Decoder(w, config.code_stride, config.patch_path, name="decoder")
-        self.extractor = networks.Extractor(w, slope, name="extractor")
-        self.interpolator = networks.Interpolator(w, slope, name="interpolator")
+        self.extractor = networks.Extractor(w, slope, config.code_skips, name="extractor")
+        self.interpolator = networks.Interpolator(w, slope, config.code_skips, name="interpolator")
         self.critic = networks.CodeCritic(w, slope, name="code_critic")
         self.code_scale = networks.CodeScale(networks.layers.scaled(512, w), name="code_scale")
         self.regularizer = networks.Regularizer(w, slope, name="regularizer")

@@ -32,6 +32,8 @@ flags.DEFINE_enum("code_stride", None, ["16", "8"], "Image pixels per code cell:
                   "8 (16x16 codes: no pool after block 4 nor first upsample; not in the paper).")
 flags.DEFINE_bool("patch_path", None, "Add a linear patch path beside the encoder's and decoder's convs "
                   "(1x1 convs between image patches and code cells; not in the paper).")
+flags.DEFINE_bool("code_skips", None, "X and I add their input's expression channels to their output, "
+                  "so LEED starts from feature arithmetic (not in the paper).")
 flags.DEFINE_integer("epochs", None, "LEED epochs (the last decay_epochs decay the lr to 0).")
 flags.DEFINE_integer("decay_epochs", None, "LEED epochs of linear lr decay.")
 flags.DEFINE_integer("neutralizer_epochs", None, "StarGAN epochs.")
@@ -85,7 +87,7 @@ def main(argv):
         "neutralizer.epochs": FLAGS.neutralizer_epochs,
         "model.encoder_norm": FLAGS.encoder_norm,
         "model.code_stride": FLAGS.code_stride and int(FLAGS.code_stride),
-        "model.patch_path": FLAGS.patch_path,
+        "model.patch_path": FLAGS.patch_path, "model.code_skips": FLAGS.code_skips,
         "model.stargan_output": FLAGS.stargan_output, "model.stargan_domains": FLAGS.stargan_domains,
         "model.stargan_residual_blocks": FLAGS.stargan_residual_blocks,
         "neutralizer.learning_rate": FLAGS.neutralizer_learning_rate,

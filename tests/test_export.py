@@ -231,14 +231,15 @@ def test_export_keeps_the_callers_info_messages(tmp_path, caplog):
 
 
 def test_16x16_codes_with_the_patch_path_export_and_edit_as_the_networks_do(tmp_path):
-    """model.code_stride=8 with model.patch_path: the SavedModel's signatures
-    carry 16x16 codes, and its edits are LeedNetworks' own."""
+    """model.code_stride=8 with model.patch_path and model.code_skips: the
+    SavedModel's signatures carry 16x16 codes, and its edits are
+    LeedNetworks' own."""
     from leed_tf.config import synthetic_defaults
     from leed_tf.inference.editor import Editor
     from leed_tf.model import LeedNetworks
 
     model_config = synthetic_defaults().model
-    model_config.code_stride, model_config.patch_path = 8, True
+    model_config.code_stride, model_config.patch_path, model_config.code_skips = 8, True, True
     nets = LeedNetworks(model_config)
     path = export.export_networks(nets, str(tmp_path / "export"), neutralizer=False)
     editor = Editor.from_saved_model(path)

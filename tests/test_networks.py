@@ -53,6 +53,21 @@ def test_extractor_and_interpolator_shapes():
     assert out.shape == (2, 8, 8, 64)
 
 
+def test_code_skips_start_x_and_i_as_feature_arithmetic_with_table_1s_convs():
+    """model.code_skips (a deviation): X starts as e = d and I as I([n, e]) = e,
+    with Table 1's parameters; the convs still act once they move."""
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(2, 8, 8, 64)).astype("float32")
+    n_and_e = rng.normal(size=(2, 8, 8, 128)).astype("float32")
+    extractor, interpolator = networks.Extractor(SMALL, skip=True), networks.Interpolator(SMALL, skip=True)
+    np.testing.assert_array_equal(np.array(extractor(d)), d)
+    np.testing.assert_array_equal(np.array(interpolator(n_and_e)), n_and_e[..., 64:])
+    assert extractor.count_params() == build(networks.Extractor(SMALL), (8, 8, 64)).count_params()
+    last = interpolator.blocks[-1].conv
+    last.kernel.assign(rng.normal(size=last.kernel.shape).astype("float32") * 0.1)
+    assert not np.allclose(np.array(interpolator(n_and_e)), n_and_e[..., 64:])
+
+
 # --- Table 2 ---------------------------------------------------------------
 def test_code_critic_full_width_matches_table_2():
     expected = (conv(1, 512, 256) + inorm(256) + conv(4, 256, 512) + inorm(512)

@@ -36,23 +36,31 @@ class CodeTransform(keras.Model):
 
     Input: ``[B, 8, 8, C_in]`` (X: 512, I: 1024 at full width).
     Output: ``[B, 8, 8, 512 * width]``.
+
+    ``skip=True`` (``model.code_skips``, not in the paper) adds the input's
+    last ``512 * width`` channels to the output and starts the last conv at
+    zero: X starts as ``e = d`` and I as ``I([n, e]) = e``, so LEED starts
+    from feature arithmetic, ``z_out = n_in + alpha * (z_ref - n_ref)``.
     """
 
-    def __init__(self, width: float = 1.0, leaky_slope: float = 0.2, **kwargs):
+    def __init__(self, width: float = 1.0, leaky_slope: float = 0.2, skip: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.width, self.leaky_slope = width, leaky_slope
+        self.width, self.leaky_slope, self.skip = width, leaky_slope, skip
         self.blocks = [
             ConvBlock(scaled(c, width), k, s, p, norm, act, leaky_slope, name=f"conv{i + 1}")
             for i, (c, k, s, p, norm, act) in enumerate(TABLE_1)
         ]
+        if skip:
+            self.blocks[-1].conv.kernel_initializer = keras.initializers.Zeros()
 
     def call(self, x, training=None):
+        inputs = x
         for block in self.blocks:
             x = block(x, training=training)
-        return x
+        return x + inputs[..., -x.shape[-1]:] if self.skip else x
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width, "leaky_slope": self.leaky_slope}
+        return {**super().get_config(), "width": self.width, "leaky_slope": self.leaky_slope, "skip": self.skip}
 
 
 @keras.saving.register_keras_serializable(package="leed_tf")
