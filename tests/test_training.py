@@ -151,10 +151,10 @@ def test_autoencoder_code_noise_decodes_noisy_codes_in_training_only(setup, tmp_
     x, n = unit(images), unit(neutrals)
     both = tf.concat([x, n], 0)
     excess = []
+    nets = LeedNetworks(config.model)
+    nets.decoder.to_image.set_weights([np.zeros_like(w) for w in nets.decoder.to_image.get_weights()])
     for noise in (1.0, 10.0):
         config.autoencoder.code_noise = noise
-        nets = LeedNetworks(config.model)
-        nets.decoder.to_image.set_weights([np.zeros_like(w) for w in nets.decoder.to_image.get_weights()])
         trainer = AutoencoderTrainer(config, str(tmp_path / str(noise)), nets, images, neutrals, validation,
                                      train_encoder=True)
         clean = np.mean((nets.decoder(nets.encoder(both, training=True), training=True).numpy()
