@@ -268,6 +268,18 @@ def test_changed_architecture_is_refused_on_resume_and_training_settings_are_not
     assert Config.load(os.path.join(run_dir, "config.json")).model.width == 0.0625
 
 
+def test_editor_only_settings_may_change_until_leed_has_a_checkpoint(tmp_path):
+    run_dir = str(tmp_path)
+    run.prepare_run_dir(tiny_run_config(), run_dir)
+    skips = tiny_run_config()
+    skips.model.code_skips = True
+    run.prepare_run_dir(skips, run_dir)  # the auto-encoder does not depend on it
+    assert Config.load(os.path.join(run_dir, "config.json")).model.code_skips
+    os.makedirs(os.path.join(run_dir, "leed", "checkpoints"))
+    with pytest.raises(ValueError, match=r"model\.code_skips: True -> False"):
+        run.prepare_run_dir(tiny_run_config(), run_dir)
+
+
 def test_sigkill_mid_run_then_resume_ends_at_the_uninterrupted_step_count(tmp_path, capsys):
     config = tiny_run_config()
     config.autoencoder.epochs = 4            # 3 steps per epoch: 12 steps

@@ -24,6 +24,9 @@ from leed_tf.training.stages import (VALIDATION_OUTPUTS, AutoencoderTrainer, Lee
                                      ValidationBatch)
 
 VALIDATION_PAIRS = 64
+# Model settings that shape only LEED's own networks (X, I): the neutralizer
+# and the auto-encoder do not depend on them.
+LEED_ONLY_MODEL_SETTINGS = ("code_skips",)
 
 
 def prepare_run_dir(config: Config, run_dir: str, write: bool = True) -> Config:
@@ -31,7 +34,10 @@ def prepare_run_dir(config: Config, run_dir: str, write: bool = True) -> Config:
 
     Architecture and data settings of an existing run cannot change (its
     checkpoints would no longer fit); training settings may (e.g. more
-    epochs, another strategy or precision).
+    epochs, another strategy or precision). The settings of LEED's own
+    networks (``LEED_ONLY_MODEL_SETTINGS``) may change too while the run has
+    no LEED checkpoint, so a finished auto-encoder can be reused by
+    ``--stages=leed`` with another editor.
 
     Args:
       config: The settings of this training run.
@@ -46,10 +52,12 @@ def prepare_run_dir(config: Config, run_dir: str, write: bool = True) -> Config:
     path = RunFolder(run_dir).config_path
     if os.path.exists(path):
         saved = Config.load(path)
+        editor_free = not os.path.exists(RunFolder(run_dir).checkpoint_dir("leed"))
         changed = [f"{section}.{key}: {old!r} -> {getattr(getattr(config, section), key)!r}"
                    for section in ("model", "data")
                    for key, old in dataclasses.asdict(getattr(saved, section)).items()
-                   if _comparable(getattr(getattr(config, section), key)) != _comparable(old)]
+                   if _comparable(getattr(getattr(config, section), key)) != _comparable(old)
+                   and not (section == "model" and key in LEED_ONLY_MODEL_SETTINGS and editor_free)]
         if changed:
             raise ValueError(f"{run_dir} holds a run with other architecture/data settings; "
                              f"use a new --run_dir or the saved settings. Changed: {'; '.join(changed)}.")
