@@ -32,6 +32,9 @@ STARGAN_DOMAINS = ("expressions", "neutral_expressive")
 ENCODER_NORMS = ("none", "batch")
 # Image pixels per code cell: Table 3 (16, 8x8 codes) or one pool fewer (8, 16x16 codes).
 CODE_STRIDES = (16, 8)
+RESIDUAL_BASES = ("self_edit", "code")
+PAIR_MATCHINGS = ("pairwise", "slots")
+PAIR_FEATURES = ("codes", "pixels")
 
 
 def canonical_dataset(name: str) -> str:
@@ -74,6 +77,13 @@ class ModelConfig:
         channels to their output and start their last conv at zero, so the
         editor starts from feature arithmetic ``n_in + z_ref - n_ref`` and
         learns a correction (docs/design.md section 2.C). False = Table 1.
+      residual_base: What the residual output forms subtract from the
+        edit's decoding: ``self_edit``, the decoding of the anchor's own edit
+        (``Dec(z_self)``; cancels a bias the editor adds to every edit) or
+        ``code``, of the anchor's code itself (``Dec(E(anchor))``, as feature
+        arithmetic's residual form does; for an editor trained to reach
+        faces' codes, ``code_skips``). Neither is in the paper, whose form
+        is ``decoded``; no weights depend on it.
       stargan_residual_blocks: Residual blocks of the StarGAN generator.
       stargan_output: ``direct`` (StarGAN: the generator paints the whole
         image through a tanh) or ``attention`` (not in StarGAN; GANimation's
@@ -96,6 +106,7 @@ class ModelConfig:
     code_stride: int = 16
     patch_path: bool = False
     code_skips: bool = False
+    residual_base: str = "self_edit"
     stargan_residual_blocks: int = 6
     stargan_output: str = "direct"
     stargan_domains: str = "expressions"
@@ -103,6 +114,7 @@ class ModelConfig:
 
     def __post_init__(self):
         for name, allowed in (("encoder_norm", ENCODER_NORMS), ("code_stride", CODE_STRIDES),
+                              ("residual_base", RESIDUAL_BASES),
                               ("stargan_output", STARGAN_OUTPUTS),
                               ("stargan_domains", STARGAN_DOMAINS)):
             if getattr(self, name) not in allowed:
@@ -196,6 +208,9 @@ class LeedConfig:
       learning_rate: Initial Adam learning rate (seed: 1e-4).
       beta_1: Adam beta_1 (seed: 0.5).
       beta_2: Adam beta_2 (seed: 0.999).
+      lambda_adv: Weight of the code critic's adversarial loss on the edits
+        (seed: 1, the paper's unweighted term). 0 drops the term and the
+        critic's steps (an ablation).
       lambda_q: Weight of the mutual expression information loss (seed: 0.01).
       lambda_recon: Weight of the self-edit reconstruction loss (seed: 10).
       lambda_s: Weight of the siamese consistency loss (seed: 1000).
@@ -205,6 +220,12 @@ class LeedConfig:
         setting): the edit of input ``a`` by reference ``b`` must give the
         code of the face of ``a``'s subject (same pose and gaze) matched to
         ``b`` without labels (``training.pairs``). Needs ``cache_codes``.
+      pair_matching: How the matched-pair term's faces are matched:
+        ``pairwise`` (every two groups one to one) or ``slots`` (every group
+        to expression slots shared by all groups; ``pairs.match_slots``).
+      pair_features: What they are matched on: ``codes`` (the displacements
+        ``z - n``) or ``pixels`` (the image displacements ``I - N``,
+        area-averaged to 32x32).
       n_critic: Critic steps per generator step.
       temperature: Temperature of the InfoNCE bounds (Q and S).
       cache_codes: Compute the frozen encoder's codes of every training face
@@ -225,11 +246,14 @@ class LeedConfig:
     learning_rate: float = 1e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
+    lambda_adv: float = 1.0
     lambda_q: float = 0.01
     lambda_recon: float = 10.0
     lambda_s: float = 1000.0
     lambda_gp: float = 100.0
     lambda_pair: float = 0.0
+    pair_matching: str = "pairwise"
+    pair_features: str = "codes"
     n_critic: int = 1
     temperature: float = 0.1
     cache_codes: bool = True
@@ -241,8 +265,12 @@ class LeedConfig:
 
     def validate(self) -> None:
         """Checks settings that depend on each other (also after changes)."""
-        if self.lambda_pair < 0:
-            raise ValueError(f"lambda_pair must be >= 0, got {self.lambda_pair}.")
+        for name in ("lambda_pair", "lambda_adv"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        for name, allowed in (("pair_matching", PAIR_MATCHINGS), ("pair_features", PAIR_FEATURES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"leed.{name} must be one of {allowed}, got {getattr(self, name)!r}.")
         if self.lambda_pair > 0 and not self.cache_codes:
             raise ValueError("lambda_pair > 0 needs cache_codes=True: the matched targets' codes come "
                              "from the frozen encoder's cache.")

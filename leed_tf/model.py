@@ -201,13 +201,15 @@ class LeedNetworks:
 
     def render(self, edited, output, image, code, neutral, neutral_code):
         """An edited code as an image in form ``output`` (see ``edit``):
-        decoded, or the change from the anchor's self-edit added to the
+        decoded, or the change from the anchor's self-edit (or from the
+        anchor's own code, ``model.residual_base="code"``) added to the
         anchor (the input, or its neutral face for ``neutral_residual``)."""
         if output == "decoded":
             return full_precision(self.decoder(edited, training=False))
         anchor, anchor_code = anchor_of(output, image, code, neutral, neutral_code)
-        self_code = self.edited_code(neutral_code, self.expression_code(anchor_code, neutral_code))
-        return _apply_residual(anchor, self.decoder(tf.concat([edited, self_code], 0), training=False))
+        if self.config.residual_base == "self_edit":
+            anchor_code = self.edited_code(neutral_code, self.expression_code(anchor_code, neutral_code))
+        return _apply_residual(anchor, self.decoder(tf.concat([edited, anchor_code], 0), training=False))
 
     def feature_arithmetic(self, image, neutral, reference, reference_neutral, decoder=None,
                            output="decoded"):

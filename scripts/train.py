@@ -32,6 +32,9 @@ flags.DEFINE_enum("code_stride", None, ["16", "8"], "Image pixels per code cell:
                   "8 (16x16 codes: no pool after block 4 nor first upsample; not in the paper).")
 flags.DEFINE_bool("patch_path", None, "Add a linear patch path beside the encoder's and decoder's convs "
                   "(1x1 convs between image patches and code cells; not in the paper).")
+flags.DEFINE_enum("residual_base", None, list(config_lib.RESIDUAL_BASES),
+                  "Residual output forms: subtract the decoding of the input's self-edit or of its own "
+                  "code (not in the paper).")
 flags.DEFINE_bool("code_skips", None, "X and I add their input's expression channels to their output, "
                   "so LEED starts from feature arithmetic (not in the paper).")
 flags.DEFINE_integer("epochs", None, "LEED epochs (the last decay_epochs decay the lr to 0).")
@@ -52,12 +55,19 @@ flags.DEFINE_float("code_noise", None, "Auto-encoder: noise added to the codes t
 flags.DEFINE_integer("autoencoder_batch_size", None, "Auto-encoder batch size (faces per step, each with "
                      "its neutral face).")
 flags.DEFINE_float("learning_rate", None, "LEED learning rate.")
+flags.DEFINE_float("lambda_adv", None, "Weight of the code critic's adversarial loss (the paper: 1; "
+                   "0 = no critic).")
 flags.DEFINE_float("lambda_q", None, "Weight of the mutual expression information loss.")
 flags.DEFINE_float("lambda_recon", None, "Weight of the reconstruction loss.")
 flags.DEFINE_float("lambda_s", None, "Weight of the siamese loss.")
 flags.DEFINE_float("lambda_gp", None, "Weight of the code critic's gradient penalty.")
 flags.DEFINE_float("lambda_pair", None, "Weight of the matched-pair term (not in the paper; 0 = off, "
                    "the default on real data sets; 10 on synthetic). docs/results.md.")
+flags.DEFINE_enum("pair_matching", None, list(config_lib.PAIR_MATCHINGS),
+                  "Matched-pair term: match every two subjects one to one, or every subject to shared "
+                  "expression slots.")
+flags.DEFINE_enum("pair_features", None, list(config_lib.PAIR_FEATURES),
+                  "Matched-pair term: match on code displacements or on 32x32 image displacements.")
 flags.DEFINE_integer("n_critic", None, "Critic steps per LEED generator step.")
 flags.DEFINE_boolean("train_decoder", None, "Fine-tune the decoder in the LEED stage (the paper's "
                      "setting; default true, false on synthetic).")
@@ -88,15 +98,17 @@ def main(argv):
         "model.encoder_norm": FLAGS.encoder_norm,
         "model.code_stride": FLAGS.code_stride and int(FLAGS.code_stride),
         "model.patch_path": FLAGS.patch_path, "model.code_skips": FLAGS.code_skips,
+        "model.residual_base": FLAGS.residual_base,
         "model.stargan_output": FLAGS.stargan_output, "model.stargan_domains": FLAGS.stargan_domains,
         "model.stargan_residual_blocks": FLAGS.stargan_residual_blocks,
         "neutralizer.learning_rate": FLAGS.neutralizer_learning_rate,
         "neutralizer.lambda_mask": FLAGS.lambda_mask, "neutralizer.n_critic": FLAGS.neutralizer_n_critic, "autoencoder.epochs": FLAGS.autoencoder_epochs,
         "leed.batch_size": FLAGS.batch_size,
         "autoencoder.batch_size": FLAGS.autoencoder_batch_size, "autoencoder.code_noise": FLAGS.code_noise, "leed.learning_rate": FLAGS.learning_rate,
-        "leed.lambda_q": FLAGS.lambda_q, "leed.lambda_recon": FLAGS.lambda_recon,
+        "leed.lambda_adv": FLAGS.lambda_adv, "leed.lambda_q": FLAGS.lambda_q, "leed.lambda_recon": FLAGS.lambda_recon,
         "leed.lambda_s": FLAGS.lambda_s, "leed.lambda_gp": FLAGS.lambda_gp,
-        "leed.lambda_pair": FLAGS.lambda_pair,
+        "leed.lambda_pair": FLAGS.lambda_pair, "leed.pair_matching": FLAGS.pair_matching,
+        "leed.pair_features": FLAGS.pair_features,
         "leed.n_critic": FLAGS.n_critic, "leed.train_decoder": FLAGS.train_decoder,
         "leed.standardize_codes": FLAGS.standardize_codes, "seed": FLAGS.seed,
         "jit_compile": FLAGS.jit_compile, "strategy": FLAGS.strategy, "precision": FLAGS.precision,

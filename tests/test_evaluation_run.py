@@ -93,7 +93,8 @@ def test_script_writes_every_method_with_breakdowns(evaluated):
     assert 0 <= neutralizer["neutralizer"]["classified_neutral"] <= 1 and neutralizer["faces"] > 0
     assert f"## Neutralizer ({neutralizer['faces']} held-out expressive faces)" in text
     assert f"## Edits towards an expression other than neutral ({result['pairs']['expressive']} pairs)" in text
-    assert "| **LEED, neutral-anchored** `N_in + Dec(z_out) − Dec(z_nn)` ² |" in text
+    assert ("| **LEED, neutral-anchored** `N_in + Dec(z_out) − Dec(z_nn)` (`Dec(n_in)` with "
+            "residual_base=code) ² |") in text
     per_expression, per_pose = text.split("## Per target expression")[1].split("## Per input pose")
     # Per pose, only methods measured on the same (all) pairs sit side by side.
     assert "LEED neutral-anch." in per_expression and "LEED neutral-anch." not in per_pose

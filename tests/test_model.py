@@ -68,6 +68,23 @@ def test_neutral_residual_adds_the_change_to_the_neutral_face(nets):
                                expected.numpy(), atol=1e-5)
 
 
+def test_residual_base_code_subtracts_the_anchors_own_decoding():
+    # Table 1's X and I: the self-edit's code is not the input's, so the two
+    # bases differ; with base "code" the change is measured from Dec(E(anchor)).
+    coded = LeedNetworks(ModelConfig(width=0.125, residual_base="code"))
+    image, neutral, other, other_neutral = faces(seed=21), faces(seed=22), faces(seed=23), faces(seed=24)
+    z, n = coded.encoder(image), coded.encoder(neutral)
+    decoded = coded.edit(image, neutral, other, other_neutral)
+    for output, anchor, code in (("residual", image, z), ("neutral_residual", neutral, n)):
+        expected = anchor + decoded - coded.decoder(code, training=False)
+        np.testing.assert_allclose(coded.edit(image, neutral, other, other_neutral, output=output).numpy(),
+                                   expected.numpy(), atol=1e-5)
+    self_base = coded.edit_with_code(image, neutral, coded.expression_code(z, n), output="residual")
+    assert np.abs(self_base.numpy() - image.numpy()).max() > 1e-4  # not the self-edit's base
+    with pytest.raises(ValueError, match="residual_base"):
+        ModelConfig(residual_base="input")
+
+
 def test_truth_code_ceiling_decodes_the_truths_own_code(nets):
     image, truth = faces(seed=9), faces(seed=10)
     decoded = nets.truth_code_edit(image, truth)

@@ -68,3 +68,43 @@ def test_group_ids_number_each_combination():
     assert ids[0] == ids[4] and len(set(ids.tolist())) == 4
     with pytest.raises(ValueError):
         pairs.group_ids()
+
+
+def test_slots_match_noisy_expressions_better_than_pairwise_matching():
+    precision = {"slots": [], "pairwise": []}
+    for seed in (1, 2, 3):
+        d, groups, labels = displacements(subjects=40, expressions=6, dim=8, seed=seed)
+        d = d + np.random.default_rng(seed + 1).normal(scale=0.7, size=d.shape)  # each face's quirks
+        slots = pairs.match_slots(d, groups)
+        assert slots.shape == (40, len(d)) and slots.dtype == np.int32
+        for j in range(len(d)):
+            assert slots[groups[j], j] == j
+            assert np.all(groups[slots[:, j]] == np.arange(40))
+        precision["slots"].append(pairs.match_precision(slots, groups, labels))
+        precision["pairwise"].append(pairs.match_precision(pairs.match_expressions(d, groups), groups, labels))
+    assert all(s > p for s, p in zip(precision["slots"], precision["pairwise"]))
+    assert np.mean(precision["slots"]) > np.mean(precision["pairwise"]) + 0.08
+
+
+def test_slots_leave_faces_of_a_slot_a_group_lacks_unmatched():
+    d, groups, labels = displacements(drop={(2, 3)})
+    table = pairs.match_slots(d, groups)
+    assert np.sum(table[2] == pairs.NO_MATCH) == 5  # expression 3's faces of the other five groups
+    assert np.all(labels[table[2] == pairs.NO_MATCH] == 3)
+    assert np.all(table[[0, 1, 3, 4, 5]] >= 0)
+    assert pairs.match_precision(table, groups, labels) == 1.0
+    with pytest.raises(ValueError, match="at least two groups"):
+        pairs.match_slots(d, np.zeros(len(d), int))
+
+
+def test_image_displacements_average_the_change_over_cells():
+    images = np.zeros((2, 64, 64, 3), np.uint8)
+    images[0, :2, :2] = 255  # one cell of 2x2 pixels at 32x32
+    images[1, :, :, 1] = 51
+    d = pairs.image_displacements(images, np.zeros_like(images))
+    assert d.shape == (2, 32, 32, 3) and d.dtype == np.float32
+    np.testing.assert_allclose(d[0, 0, 0], 1.0)
+    assert np.count_nonzero(d[0]) == 3
+    np.testing.assert_allclose(d[1, ..., 1], 0.2, rtol=1e-6)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        pairs.image_displacements(images[:, :48, :48], np.zeros((2, 48, 48, 3)))

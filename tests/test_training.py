@@ -193,6 +193,20 @@ def test_leed_step_changes_trained_networks_not_frozen_ones(setup, tmp_path, cac
         assert not changed(before[name], getattr(nets, name)), name
 
 
+def test_leed_without_the_adversarial_term_leaves_the_critic_alone(setup, tmp_path):
+    config, images, neutrals, _, validation = setup
+    config.leed.lambda_adv = 0.0
+    nets = LeedNetworks(config.model)
+    before = {n: weights(getattr(nets, n)) for n in ("critic", "interpolator")}
+    summary = LeedTrainer(config, str(tmp_path), nets, images, neutrals, validation,
+                          groups=GROUPS).fit(max_steps=1)
+    assert not {"adversarial", "critic_total", "gradient_penalty"} & set(summary["losses"])
+    assert not changed(before["critic"], nets.critic)
+    assert changed(before["interpolator"], nets.interpolator)
+    with pytest.raises(ValueError, match="lambda_adv"):
+        type(config.leed)(lambda_adv=-1.0)
+
+
 def test_cached_codes_are_the_frozen_encoders_codes_of_the_batch(setup, tmp_path):
     config, images, neutrals, _, validation = setup
     neutrals = images[np.arange(len(images)) // 4 * 4]  # neutral faces from the same set, as real ones are

@@ -70,13 +70,15 @@ DESCRIPTIONS = {
         "feature arithmetic, residual form `I_in + Dec(n_in + z_ref − n_ref) − Dec(z_in)`",
     "stargan": "StarGAN neutralizer as a labelled editor `G(I_in, label_ref)`",
     "leed": "**LEED** `Dec(z_out)`",
-    "leed_residual": "**LEED, residual form** `I_in + Dec(z_out) − Dec(z_self)`",
+    "leed_residual": "**LEED, residual form** `I_in + Dec(z_out) − Dec(z_self)` "
+                     "(`Dec(z_in)` with residual_base=code)",
     "truth_code": "ceiling, not an editor: the ground truth's own code `Dec_AE(E(truth))`",
     "truth_code_residual": "ceiling, residual form `I_in + Dec_AE(E(truth)) − Dec_AE(z_in)`",
     "copy_neutral": "copy the input's neutral face `N_in`",
     "feature_arithmetic_neutral_residual":
         "feature arithmetic, neutral-anchored `N_in + Dec(n_in + z_ref − n_ref) − Dec(n_in)`",
-    "leed_neutral_residual": "**LEED, neutral-anchored** `N_in + Dec(z_out) − Dec(z_nn)`",
+    "leed_neutral_residual": "**LEED, neutral-anchored** `N_in + Dec(z_out) − Dec(z_nn)` "
+                             "(`Dec(n_in)` with residual_base=code)",
     "truth_code_neutral_residual": "ceiling, neutral-anchored `N_in + Dec_AE(E(truth)) − Dec_AE(n_in)`",
 }
 # Column titles of figures: at most ~18 characters fit above a 128-pixel face.

@@ -24,9 +24,9 @@ from leed_tf.training.stages import (VALIDATION_OUTPUTS, AutoencoderTrainer, Lee
                                      ValidationBatch)
 
 VALIDATION_PAIRS = 64
-# Model settings that shape only LEED's own networks (X, I): the neutralizer
-# and the auto-encoder do not depend on them.
-LEED_ONLY_MODEL_SETTINGS = ("code_skips",)
+# Model settings that shape only LEED's own networks (X, I) or its outputs:
+# the neutralizer and the auto-encoder do not depend on them.
+LEED_ONLY_MODEL_SETTINGS = ("code_skips", "residual_base")
 
 
 def prepare_run_dir(config: Config, run_dir: str, write: bool = True) -> Config:

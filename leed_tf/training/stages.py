@@ -373,13 +373,20 @@ class LeedTrainer(StageTrainer):
 
     def pair_targets(self) -> tuple[np.ndarray, np.ndarray]:
         """``(groups, table)`` of the matched-pair term, matched on first use
-        from the cached codes of the faces as they are (not mirrored)."""
+        (``pair_matching``) on the faces as they are, not mirrored: on their
+        cached codes' displacements, or on their images' (``pair_features``)."""
         if self._pair_targets is None:
-            codes = self.frozen_codes()
+            if self.c.pair_features == "codes":
+                codes = self.frozen_codes()
+                displacements = codes["code"][0] - codes["neutral_code"][0]
+            else:
+                displacements = pairs.image_displacements(self.images, self.neutrals)
             start = time.time()
             print(f"[{self.name}] matching the training faces' expressions across "
-                  f"{len(np.unique(self.groups))} groups (no labels)", flush=True)
-            table = pairs.match_expressions(codes["code"][0] - codes["neutral_code"][0], self.groups)
+                  f"{len(np.unique(self.groups))} groups ({self.c.pair_matching}, on "
+                  f"{self.c.pair_features}; no labels)", flush=True)
+            match = pairs.match_slots if self.c.pair_matching == "slots" else pairs.match_expressions
+            table = match(displacements, self.groups)
             print(f"[{self.name}] matched in {time.time() - start:.1f} s", flush=True)
             self._pair_targets = (self.groups, table)
         return self._pair_targets
@@ -463,10 +470,14 @@ class LeedTrainer(StageTrainer):
             edit_code, self_code = tf.split(edited, 2)
             edit_image, self_image = tf.split(decoded, 2)
 
-            adversarial = losses.wasserstein_generator_loss(nets.critic(nets.critic_input(edit_code), training=True))
             reconstruction = losses.l1_loss(self_code, code) + losses.l1_loss(self_image, batch["input"])
-            total = adversarial + c.lambda_recon * reconstruction
-            out = {"adversarial": adversarial, "reconstruction": reconstruction}
+            total = c.lambda_recon * reconstruction
+            out = {"reconstruction": reconstruction}
+            if c.lambda_adv > 0:
+                adversarial = losses.wasserstein_generator_loss(
+                    nets.critic(nets.critic_input(edit_code), training=True))
+                total += c.lambda_adv * adversarial
+                out["adversarial"] = adversarial
             if c.lambda_q > 0:
                 reextracted = nets.expression_code(nets.encoder(edit_image, training=False), neutral_code,
                                                    training=True)
@@ -537,7 +548,7 @@ class LeedTrainer(StageTrainer):
         else:
             codes = self.encode_real(batch)
         out = {}
-        for _ in range(self.c.n_critic):
+        for _ in range(self.c.n_critic if self.c.lambda_adv > 0 else 0):
             out.update(self.critic_step(codes))
         out.update(self.generator_step(batch, codes))
         if self.c.lambda_s > 0:
