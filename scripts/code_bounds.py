@@ -20,9 +20,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import flags  # noqa: E402
 
 from leed_tf import cli  # noqa: E402
+from leed_tf.training import losses  # noqa: E402
 
 _TRAIN = flags.DEFINE_integer("train_subjects", 60, "Identities the PCA is fitted on.")
 _TEST = flags.DEFINE_integer("test_subjects", 20, "Other identities it is scored on.")
@@ -31,9 +33,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the synthetic identities.")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean per-image PSNR of images in [0, 1]."""
-    mse = np.mean((np.clip(a, 0, 1) - b) ** 2, axis=(1, 2, 3))
-    return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
+    """Mean per-image PSNR of images in [0, 1] (``losses.psnr``, clipped as edits are)."""
+    return float(tf.reduce_mean(losses.psnr(np.clip(a, 0, 1) * 2 - 1, b * 2 - 1)))
 
 
 def patches(images: np.ndarray, p: int) -> np.ndarray:
@@ -60,8 +61,6 @@ def pca_psnr(train: np.ndarray, test: np.ndarray, p: int, k: int) -> float:
 
 
 def resize_psnr(test: np.ndarray, side: int) -> float:
-    import tensorflow as tf
-
     small = tf.image.resize(test, (side, side), method="area")
     return psnr(tf.image.resize(small, test.shape[1:3], method="bicubic").numpy(), test)
 

@@ -50,8 +50,7 @@ def match_expressions(displacements, groups, log_every: float = 30.0) -> np.ndar
     """
     d, members = _centred(displacements, groups)
     present = [g for g, m in enumerate(members) if len(m)]
-    squared = np.einsum("nd,nd->n", d, d)
-    distance = squared[:, None] + squared[None, :] - 2.0 * (d @ d.T)
+    distance = _squared_distances(d, d)
     table = np.full((len(members), len(d)), NO_MATCH, np.int32)
     start = last_log = time.time()
     for count, g in enumerate(present):
@@ -99,8 +98,7 @@ def match_slots(displacements, groups, iterations: int = 10, starts: int = 4) ->
         for _ in range(iterations):
             cost = 0.0
             for m in present:
-                distance = (np.einsum("nd,nd->n", d[m], d[m])[:, None] - 2.0 * d[m] @ prototypes.T
-                            + np.einsum("kd,kd->k", prototypes, prototypes)[None, :])
+                distance = _squared_distances(d[m], prototypes)
                 r, c = linear_sum_assignment(distance)
                 slots[m[r]] = c
                 cost += distance[r, c].sum()
@@ -144,14 +142,20 @@ def _centred(displacements, groups) -> tuple[np.ndarray, list[np.ndarray]]:
     if not np.all(np.isfinite(d)):
         raise ValueError("displacements hold NaN or infinite values; cannot match faces on them.")
     members = [np.flatnonzero(groups == g) for g in range(int(groups.max()) + 1 if len(d) else 0)]
-    if sum(1 for m in members if len(m)) < 2:
-        raise ValueError(f"matching faces across groups needs at least two groups, got "
-                         f"{sum(1 for m in members if len(m))}.")
+    present = sum(1 for m in members if len(m))
+    if present < 2:
+        raise ValueError(f"matching faces across groups needs at least two groups, got {present}.")
     d = d.copy()
     for m in members:
         if len(m):
             d[m] -= d[m].mean(axis=0)
     return d, members
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[len(a), len(b)]`` squared Euclidean distances between rows."""
+    return (np.einsum("nd,nd->n", a, a)[:, None] + np.einsum("kd,kd->k", b, b)[None, :]
+            - 2.0 * (a @ b.T))
 
 
 def group_ids(*labels) -> np.ndarray:
