@@ -265,9 +265,12 @@ class LeedConfig:
 
     def validate(self) -> None:
         """Checks settings that depend on each other (also after changes)."""
-        for name in ("lambda_pair", "lambda_adv"):
+        terms = ("lambda_recon", "lambda_adv", "lambda_q", "lambda_s", "lambda_pair")
+        for name in terms:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if not any(getattr(self, name) > 0 for name in terms):
+            raise ValueError(f"LEED needs a loss to learn from: one of {', '.join(terms)} must be > 0.")
         for name, allowed in (("pair_matching", PAIR_MATCHINGS), ("pair_features", PAIR_FEATURES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"leed.{name} must be one of {allowed}, got {getattr(self, name)!r}.")

@@ -207,6 +207,33 @@ def test_leed_without_the_adversarial_term_leaves_the_critic_alone(setup, tmp_pa
         type(config.leed)(lambda_adv=-1.0)
 
 
+def test_leed_with_only_code_terms_never_runs_the_decoder(setup, tmp_path, monkeypatch):
+    # The matched-pair term compares codes: a step without the terms that
+    # look at images (reconstruction, Q, S) must not pay for decoding.
+    config, images, neutrals, _, validation = setup
+    calls = []
+    decoder_class = type(LeedNetworks(config.model).decoder)
+    call = decoder_class.call
+    monkeypatch.setattr(decoder_class, "call", lambda self, *a, **k: calls.append(1) or call(self, *a, **k))
+    decodes = {}
+    for lambda_recon in (0.0, 1.0):
+        config.leed.lambda_recon, config.leed.lambda_q, config.leed.lambda_s = lambda_recon, 0.0, 0.0
+        config.leed.lambda_adv, config.leed.lambda_pair = 0.0, 1.0
+        nets = LeedNetworks(config.model)
+        trainer = LeedTrainer(config, str(tmp_path / str(lambda_recon)), nets, images, neutrals, validation,
+                              groups=GROUPS)
+        batch = next(iter(trainer.epoch_dataset(0)))
+        before, calls[:] = weights(nets.interpolator), []
+        losses = trainer.train_step(batch)
+        decodes[lambda_recon] = len(calls)
+        assert np.isfinite(float(losses["matched_pair"])) and changed(before, nets.interpolator)
+        assert ("reconstruction" in losses) == (lambda_recon > 0)
+    assert decodes[0.0] == 0 and decodes[1.0] > 0
+    config.leed.lambda_pair = config.leed.lambda_recon = 0.0
+    with pytest.raises(ValueError, match="a loss to learn from"):
+        config.leed.validate()
+
+
 def test_cached_codes_are_the_frozen_encoders_codes_of_the_batch(setup, tmp_path):
     config, images, neutrals, _, validation = setup
     neutrals = images[np.arange(len(images)) // 4 * 4]  # neutral faces from the same set, as real ones are

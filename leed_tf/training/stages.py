@@ -329,8 +329,11 @@ class LeedTrainer(StageTrainer):
         c.validate()  # the settings may have changed since the config was built
         self.groups = groups
         self._pair_targets = None
+        # Only the reconstruction, mutual-information and siamese terms look
+        # at decoded images; without them a step never runs the decoder.
+        self.decodes_edits = c.lambda_recon > 0 or c.lambda_q > 0 or c.lambda_s > 0
         self.generator_nets = [nets.extractor, nets.interpolator]
-        if c.train_decoder:
+        if c.train_decoder and self.decodes_edits:
             self.generator_nets.append(nets.decoder)
         if c.lambda_q > 0:
             self.generator_nets.append(nets.regularizer)
@@ -465,14 +468,15 @@ class LeedTrainer(StageTrainer):
             own_expression = nets.expression_code(code, neutral_code, training=True)
             edited = nets.edited_code(tf.concat([neutral_code, neutral_code], 0),
                                       tf.concat([reference_expression, own_expression], 0), training=True)
-            # A decoder kept as the auto-encoder left it keeps its batch-norm statistics too.
-            decoded = nets.decoder(edited, training=c.train_decoder)
             edit_code, self_code = tf.split(edited, 2)
-            edit_image, self_image = tf.split(decoded, 2)
-
-            reconstruction = losses.l1_loss(self_code, code) + losses.l1_loss(self_image, batch["input"])
-            total = c.lambda_recon * reconstruction
-            out = {"reconstruction": reconstruction}
+            total, out = 0.0, {}
+            if self.decodes_edits:
+                # A decoder kept as the auto-encoder left it keeps its batch-norm statistics too.
+                edit_image, self_image = tf.split(nets.decoder(edited, training=c.train_decoder), 2)
+            if c.lambda_recon > 0:
+                reconstruction = losses.l1_loss(self_code, code) + losses.l1_loss(self_image, batch["input"])
+                total += c.lambda_recon * reconstruction
+                out["reconstruction"] = reconstruction
             if c.lambda_adv > 0:
                 adversarial = losses.wasserstein_generator_loss(
                     nets.critic(nets.critic_input(edit_code), training=True))
