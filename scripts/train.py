@@ -56,18 +56,19 @@ flags.DEFINE_integer("autoencoder_batch_size", None, "Auto-encoder batch size (f
                      "its neutral face).")
 flags.DEFINE_float("learning_rate", None, "LEED learning rate.")
 flags.DEFINE_float("lambda_adv", None, "Weight of the code critic's adversarial loss (the paper: 1; "
-                   "0 = no critic).")
-flags.DEFINE_float("lambda_q", None, "Weight of the mutual expression information loss.")
-flags.DEFINE_float("lambda_recon", None, "Weight of the reconstruction loss.")
-flags.DEFINE_float("lambda_s", None, "Weight of the siamese loss.")
+                   "0 = no critic, the synthetic default).")
+flags.DEFINE_float("lambda_q", None, "Weight of the mutual expression information loss (0.01; 0 on synthetic).")
+flags.DEFINE_float("lambda_recon", None, "Weight of the reconstruction loss (10; 0 on synthetic).")
+flags.DEFINE_float("lambda_s", None, "Weight of the siamese loss (1000; 0 on synthetic).")
 flags.DEFINE_float("lambda_gp", None, "Weight of the code critic's gradient penalty.")
 flags.DEFINE_float("lambda_pair", None, "Weight of the matched-pair term (not in the paper; 0 = off, "
                    "the default on real data sets; 10 on synthetic). docs/results.md.")
 flags.DEFINE_enum("pair_matching", None, list(config_lib.PAIR_MATCHINGS),
                   "Matched-pair term: match every two subjects one to one, or every subject to shared "
-                  "expression slots.")
+                  "expression slots (the synthetic default).")
 flags.DEFINE_enum("pair_features", None, list(config_lib.PAIR_FEATURES),
-                  "Matched-pair term: match on code displacements or on 32x32 image displacements.")
+                  "Matched-pair term: match on code displacements or on 32x32 image displacements "
+                  "(pixels, the synthetic default).")
 flags.DEFINE_integer("n_critic", None, "Critic steps per LEED generator step.")
 flags.DEFINE_boolean("train_decoder", None, "Fine-tune the decoder in the LEED stage (the paper's "
                      "setting; default true, false on synthetic).")

@@ -31,9 +31,9 @@ import tensorflow as tf  # noqa: E402
 
 
 def tiny_config(learning_rate_scale=1.0):
-    from leed_tf.config import synthetic_defaults
+    from leed_tf.config import previous_synthetic_defaults
 
-    config = synthetic_defaults()
+    config = previous_synthetic_defaults()
     config.model.width = 0.0625
     config.model.stargan_residual_blocks = 0
     for stage in (config.neutralizer, config.autoencoder, config.leed):

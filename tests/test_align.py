@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from leed_tf.config import synthetic_defaults
+from leed_tf.config import previous_synthetic_defaults
 from leed_tf.data import synthetic
 from leed_tf.data.images import BadImageError
 from leed_tf.inference import align, export
@@ -65,7 +65,7 @@ def synthetic_template() -> align.FaceTemplate:
 
 def aligning_editor(template: align.FaceTemplate, has_neutralizer: bool) -> Editor:
     """An untrained width-1/16 model's editor that aligns faces."""
-    config = synthetic_defaults()
+    config = previous_synthetic_defaults()
     config.model.width = 0.0625
     module = LeedServingModule(LeedNetworks(config.model), has_neutralizer=has_neutralizer, box=None,
                                bank=None, output_form="decoded")
@@ -197,7 +197,7 @@ def test_a_face_crop_is_used_as_it_is(editor, reference):
 
 
 def test_template_for_run_measures_once_and_keeps_it(tmp_path):
-    config = synthetic_defaults()
+    config = previous_synthetic_defaults()
     config.data.synthetic_subjects = 4
     config.data.synthetic_poses = (0.0,)
     config.save(str(tmp_path / "config.json"))

@@ -36,20 +36,25 @@ def test_transposed_conv_and_dense_flops_by_hand():
     assert benchmarks.function_flops(model, tf.TensorSpec([2, 4, 4, 3])) == 2 * by_hand
 
 
-@pytest.mark.parametrize("cache_codes, train_decoder", [(True, False), (False, True)],
-                         ids=["synthetic default", "codes per step, decoder trained"])
-def test_leed_step_smoke_at_tiny_batch_and_width(cache_codes, train_decoder):
+@pytest.mark.parametrize("cache_codes, train_decoder, paper_terms", [
+    (True, False, True), (False, True, True), (True, False, False)],
+    ids=["decoder kept", "codes per step, decoder trained", "matched-pair term alone"])
+def test_leed_step_smoke_at_tiny_batch_and_width(cache_codes, train_decoder, paper_terms):
     config = synthetic_defaults()
     config.leed.batch_size = 2
     config.leed.cache_codes, config.leed.train_decoder = cache_codes, train_decoder
+    paper = type(config.leed)()
+    for name in ("lambda_recon", "lambda_adv", "lambda_q", "lambda_s"):
+        setattr(config.leed, name, getattr(paper, name) if paper_terms else 0.0)
     config.leed.lambda_pair = config.leed.lambda_pair if cache_codes else 0.0  # it needs the cache
     config.model.stargan_residual_blocks = 0  # Built by LeedNetworks, unused by LEED's step.
     timing = benchmarks.measure_leed_step(config, steps=1, warmup=1)
     assert len(timing.seconds) == 1 and timing.seconds[0] > 0
     assert timing.flops > 0
     assert math.isfinite(timing.gflops_per_second) and timing.gflops_per_second > 0
-    # The factors of leed_step_flops agree with what the traced graphs run.
-    assert abs(timing.flops / timing.traced_flops - 1) < 0.05
+    # The factors of leed_step_flops agree with what the traced graphs run
+    # (X and I alone: their first layers' missing input gradients weigh more).
+    assert abs(timing.flops / timing.traced_flops - 1) < (0.05 if paper_terms else 0.1)
     rows = _step_rows("LEED", timing, peak=100.0, warmup=1)
     assert [r.unit for r in rows] == ["ms/step", "GFLOP", "GFLOP/s"]
     assert all(math.isfinite(r.value) and r.value > 0 for r in rows)

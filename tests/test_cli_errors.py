@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from leed_tf.config import synthetic_defaults
+from leed_tf.config import previous_synthetic_defaults
 from leed_tf.data import synthetic
 from leed_tf.inference.editor import Editor
 from leed_tf.inference.expression_bank import build_expression_bank, labelled_faces
@@ -99,7 +99,7 @@ def run_dir(tmp_path_factory):
     plus a copy of the folder without weights."""
     base = tmp_path_factory.mktemp("cli_run")
     run_dir = str(base / "run")
-    config = synthetic_defaults()
+    config = previous_synthetic_defaults()
     config.data.synthetic_subjects = 4
     config.data.synthetic_poses = (0.0,)
     config.data.neutral_source = "dataset"

@@ -16,6 +16,19 @@ def test_seed_defaults():
     assert (leed.lambda_q, leed.lambda_recon, leed.lambda_s, leed.lambda_gp) == (0.01, 10, 1000, 100)
 
 
+def test_the_paper_leed_terms_come_back_on_the_synthetic_default():
+    # The synthetic default trains LEED on the matched-pair term alone;
+    # paper_leed_terms restores the seed's four weights and keeps the rest.
+    c = config_lib.synthetic_defaults()
+    assert (c.leed.lambda_adv, c.leed.lambda_recon, c.leed.lambda_q, c.leed.lambda_s) == (0, 0, 0, 0)
+    assert c.leed.lambda_pair > 0 and c.model.code_stride == 8
+    config_lib.paper_leed_terms(c)
+    assert (c.leed.lambda_adv, c.leed.lambda_recon, c.leed.lambda_q, c.leed.lambda_s) == (1, 10, 0.01, 1000)
+    assert c.leed.lambda_pair > 0 and c.leed.epochs == config_lib.synthetic_defaults().leed.epochs
+    previous = config_lib.previous_synthetic_defaults()
+    assert previous.model == config_lib.ModelConfig(width=0.125) and previous.leed.lambda_s == 1000
+
+
 def test_json_round_trip(tmp_path):
     c = config_lib.synthetic_defaults()
     c.leed.lambda_s = 3.0

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from leed_tf.config import Config, synthetic_defaults
+from leed_tf.config import Config, previous_synthetic_defaults
 from leed_tf.model import LeedNetworks
 from leed_tf.training import distribute, run
 from leed_tf.training.stages import AutoencoderTrainer, LeedTrainer, ValidationBatch
@@ -109,7 +109,7 @@ def test_gradients_are_summed_over_replicas_once(equivalence):
 # -- MultiWorkerMirroredStrategy: two processes on 127.0.0.1 ----------------------
 
 def tiny_run_config(strategy="default"):
-    config = synthetic_defaults()
+    config = previous_synthetic_defaults()
     config.model.width = 0.0625
     config.model.stargan_residual_blocks = 0
     config.data.synthetic_subjects = 4          # 3 for training (24 faces), 1 held out

@@ -20,7 +20,7 @@ import tensorflow as tf
 from PIL import Image
 
 from leed_tf.inference import export
-from leed_tf.config import OUTPUT_FORMS, synthetic_defaults
+from leed_tf.config import OUTPUT_FORMS, previous_synthetic_defaults
 from leed_tf.data import synthetic
 from leed_tf.data.images import BadImageError, decode_image
 from leed_tf.data.loaders import RAFD_BOX
@@ -37,7 +37,7 @@ SUBPROCESS_TIMEOUT = 240
 
 
 def tiny_config():
-    config = synthetic_defaults()
+    config = previous_synthetic_defaults()
     config.data.synthetic_subjects = 4
     config.data.synthetic_poses = (0.0,)
     for stage in (config.neutralizer, config.autoencoder, config.leed):
@@ -77,7 +77,7 @@ _TRAINED = {}
 def random_networks() -> LeedNetworks:
     """Untrained width-0.125 networks, built once (for tests that trace nothing)."""
     if "random" not in _TRAINED:
-        _TRAINED["random"] = LeedNetworks(synthetic_defaults().model)
+        _TRAINED["random"] = LeedNetworks(previous_synthetic_defaults().model)
     return _TRAINED["random"]
 
 
@@ -155,7 +155,7 @@ def test_run_folder_and_export_agree(trained):
     assert export_editor.expression_names == run_editor.expression_names == synthetic.EXPRESSIONS
     assert export_editor.has_neutralizer
     # Both follow the run's setting (the synthetic default's residual form).
-    assert export_editor.output_form == run_editor.output_form == synthetic_defaults().output_form
+    assert export_editor.output_form == run_editor.output_form == previous_synthetic_defaults().output_form
 
 
 def test_edit_is_the_networks_math(trained):

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from leed_tf.config import synthetic_defaults
+from leed_tf.config import previous_synthetic_defaults
 from leed_tf.data.images import to_uint8
 from leed_tf.data.records import RAFD_EXPRESSIONS
 from leed_tf.evaluation import evaluate, fid, identity, methods, metrics
@@ -30,7 +30,7 @@ POSES = (-45.0, 45.0)
 
 
 def tiny_config():
-    config = synthetic_defaults()
+    config = previous_synthetic_defaults()
     config.model.width = 0.0625
     config.data.synthetic_subjects = 4
     config.data.test_fraction = 0.5              # 2 training, 2 held-out identities

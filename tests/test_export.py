@@ -234,11 +234,11 @@ def test_16x16_codes_with_the_patch_path_export_and_edit_as_the_networks_do(tmp_
     """model.code_stride=8 with model.patch_path and model.code_skips: the
     SavedModel's signatures carry 16x16 codes, and its edits are
     LeedNetworks' own."""
-    from leed_tf.config import synthetic_defaults
+    from leed_tf.config import previous_synthetic_defaults
     from leed_tf.inference.editor import Editor
     from leed_tf.model import LeedNetworks
 
-    model_config = synthetic_defaults().model
+    model_config = previous_synthetic_defaults().model
     model_config.code_stride, model_config.patch_path, model_config.code_skips = 8, True, True
     nets = LeedNetworks(model_config)
     path = export.export_networks(nets, str(tmp_path / "export"), neutralizer=False)

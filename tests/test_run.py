@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from leed_tf.config import synthetic_defaults
+from leed_tf.config import previous_synthetic_defaults
 from leed_tf.training import run
 
 
 def tiny_config():
-    config = synthetic_defaults()
+    config = previous_synthetic_defaults()
     config.data.synthetic_subjects = 4          # 3 for training, 1 held out
     config.data.synthetic_poses = (0.0,)
     config.data.neutral_source = "stargan"     # exercise all three stages

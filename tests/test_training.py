@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from leed_tf.config import synthetic_defaults
+from leed_tf.config import previous_synthetic_defaults
 from leed_tf.model import LeedNetworks
 from leed_tf.training.base import NonFiniteLossError
 from leed_tf.training.stages import AutoencoderTrainer, LeedTrainer, NeutralizerTrainer, ValidationBatch
@@ -33,7 +33,7 @@ def tiny_faces(n=16, seed=0):
 
 @pytest.fixture
 def setup():
-    config = synthetic_defaults()
+    config = previous_synthetic_defaults()
     for stage in (config.neutralizer, config.autoencoder, config.leed):
         stage.batch_size = BATCH
     config.data.max_shift = 2

@@ -113,8 +113,10 @@ def leed_step_flops(forward: dict[str, int], config) -> int:
       generator_step  S                3B       1   targets (lambda_S > 0)
                       X                2B       3   reference and own expression
                       I                2B       3   edit and self-edit
-                      Dec              2B       3   (2 with train_decoder=False)
-                      D                B        2   adversarial term on the edit
+                      Dec              2B       3   (2 with train_decoder=False; none without
+                                                    lambda_recon, lambda_Q and lambda_S)
+                      D                B        2   adversarial term on the edit (lambda_adv > 0;
+                                                    without it no critic_step runs either)
                       E                B        2   edit re-encoded (lambda_Q > 0)
                       X                B        3   re-extracted expression (lambda_Q > 0)
                       Q                2B       3   (lambda_Q > 0)
@@ -128,17 +130,20 @@ def leed_step_flops(forward: dict[str, int], config) -> int:
 
     Args:
       forward: ``forward_flops`` of the trainer's networks.
-      config: The ``LeedConfig`` (batch size, ``n_critic``, ``lambda_q``,
-        ``lambda_s``, ``cache_codes``, ``train_decoder``).
+      config: The ``LeedConfig`` (batch size, ``n_critic``, the loss
+        weights, ``cache_codes``, ``train_decoder``).
 
     Returns:
       FLOPs of one step.
     """
     f = forward
     critic = f["extractor"] + f["interpolator"] + 2 * 3 * f["critic"] + 5 * f["critic"]
+    n_critic = config.n_critic if config.lambda_adv > 0 else 0
     decoder_factor = 3 if config.train_decoder else 2
-    generator = (2 * 3 * (f["extractor"] + f["interpolator"]) + 2 * decoder_factor * f["decoder"]
-                 + 2 * f["critic"])
+    decodes = config.lambda_recon > 0 or config.lambda_q > 0 or config.lambda_s > 0
+    generator = 2 * 3 * (f["extractor"] + f["interpolator"])
+    generator += 2 * decoder_factor * f["decoder"] if decodes else 0
+    generator += 2 * f["critic"] if config.lambda_adv > 0 else 0
     if config.lambda_q > 0:
         generator += 2 * f["encoder"] + 3 * f["extractor"] + 2 * 3 * f["regularizer"]
     siamese = 0
@@ -146,7 +151,7 @@ def leed_step_flops(forward: dict[str, int], config) -> int:
         generator += 3 * f["siamese"] + 2 * f["siamese"]
         siamese = 4 * 3 * f["siamese"]
     encode = 0 if config.cache_codes else 4 * f["encoder"]
-    per_pair = encode + config.n_critic * critic + generator + siamese
+    per_pair = encode + n_critic * critic + generator + siamese
     return config.batch_size * per_pair
 
 

@@ -73,7 +73,7 @@ def measure_leed_step(config, steps: int, warmup: int, seed: int = 0) -> StepTim
         seconds = time_calls(lambda: trainer.train_step(batch), steps, max(1, warmup))
         # The graphs train_step ran, in its order (with jit_compile they call
         # XLA-compiled functions, whose ops graph_flops does not see).
-        traced += [trainer.critic_step.get_concrete_function(codes)] * c.n_critic
+        traced += [trainer.critic_step.get_concrete_function(codes)] * (c.n_critic if c.lambda_adv > 0 else 0)
         traced.append(trainer.generator_step.get_concrete_function(batch, codes))
         if c.lambda_s > 0:
             traced.append(trainer.siamese_step.get_concrete_function(batch))
